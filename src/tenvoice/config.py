@@ -1,0 +1,88 @@
+import json
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_DATABASE_URL = "sqlite:///./tenvoice.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TENVOICE_", extra="ignore")
+
+    database_url: str = EMBEDDED_DATABASE_URL
+    # Migrations run as the schema owner; the service should run as a role that row-level
+    # security binds. Unset, migrations use `database_url` (the one-URL set-up).
+    migration_database_url: str | None = None
+    # The role that receives table privileges at migration time (README: production set-up).
+    database_app_role: str = "tenvoice_app"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    admin_key: str | None = None
+    gateway_webhook_secret: str | None = None
+    gateway_callback_url: str | None = None
+    worker: str = "on"
+    max_body_bytes: int = 1024 * 1024
+    public_base_url: str | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a `sqlite:///` URL, or None for an in-memory database."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix) :].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def ensure_embedded_secrets(settings: Settings) -> list[str]:
+    """Fill the admin key and webhook secret of the embedded set-up from a file beside the DB.
+
+    The embedded default must run with no configuration, yet the keys must survive restarts,
+    so they are generated once and kept next to the database file. Returns what was generated
+    or loaded, for printing at start.
+    """
+    path = sqlite_path(settings.database_url)
+    if path is None or (settings.admin_key and settings.gateway_webhook_secret):
+        return []
+    secrets_file = path.with_name(path.name + ".secrets.json")
+    stored: dict[str, str] = {}
+    if secrets_file.exists():
+        stored = json.loads(secrets_file.read_text())
+    changed = False
+    if "admin_key" not in stored:
+        stored["admin_key"] = "tv_admin_" + secrets.token_urlsafe(32)
+        changed = True
+    if "gateway_webhook_secret" not in stored:
+        stored["gateway_webhook_secret"] = "whsec_" + _b64(secrets.token_bytes(32))
+        changed = True
+    if changed:
+        secrets_file.parent.mkdir(parents=True, exist_ok=True)
+        secrets_file.touch(mode=0o600)
+        secrets_file.write_text(json.dumps(stored, indent=2))
+    lines = []
+    if not settings.admin_key:
+        settings.admin_key = stored["admin_key"]
+        lines.append(f"admin key: {settings.admin_key}")
+    if not settings.gateway_webhook_secret:
+        settings.gateway_webhook_secret = stored["gateway_webhook_secret"]
+        lines.append(f"gateway webhook secret: {settings.gateway_webhook_secret}")
+    if lines:
+        lines.append(f"(kept in {secrets_file})")
+    return lines
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.b64encode(raw).decode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""A tenant's customers: the people and companies it bills."""

@@ -1,0 +1,48 @@
+import uuid
+
+from sqlalchemy import Select, or_, select
+
+from tenvoice.customers.errors import CustomerNotFound
+from tenvoice.customers.models import Customer
+from tenvoice.customers.schemas import CustomerOut
+from tenvoice.platform.db import ReadSession
+from tenvoice.platform.pagination import Page, PageRequest, SortColumn, paginate, sorts
+from tenvoice.platform.sql import contains
+
+_SORT = sorts({"createdAt": SortColumn(Customer.created_at, "datetime")}, Customer.id)["-createdAt"]
+_COLUMNS = (
+    Customer.id,
+    Customer.name,
+    Customer.email,
+    Customer.phone,
+    Customer.address,
+    Customer.metadata_.label("metadata"),
+    Customer.created_at,
+    Customer.updated_at,
+)
+
+
+def _live() -> Select[tuple[object, ...]]:
+    return select(*_COLUMNS).where(Customer.deleted_at.is_(None))
+
+
+async def get_customer(session: ReadSession, customer_id: uuid.UUID) -> CustomerOut:
+    row = (await session.execute(_live().where(Customer.id == customer_id))).first()
+    if row is None:
+        raise CustomerNotFound(f"No customer {customer_id}.")
+    return CustomerOut.model_validate(row._mapping)
+
+
+async def list_customers(
+    session: ReadSession, page: PageRequest, search: str | None
+) -> Page[CustomerOut]:
+    statement = _live()
+    if search:
+        statement = statement.where(
+            or_(contains(Customer.name, search), contains(Customer.email, search))
+        )
+    result = await paginate(session, statement, _SORT, page)
+    return Page(
+        data=[CustomerOut.model_validate(row._mapping) for row in result.rows],
+        pagination=result.pagination,
+    )

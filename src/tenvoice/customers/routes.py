@@ -1,0 +1,68 @@
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from tenvoice.api import Paging, TenantReader, TenantUow
+from tenvoice.customers import commands, queries
+from tenvoice.customers.models import Customer
+from tenvoice.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch, address_dict
+from tenvoice.platform.pagination import Page
+
+router = APIRouter(prefix="/api/customers", tags=["customers"])
+
+
+def _out(customer: Customer) -> CustomerOut:
+    return CustomerOut(
+        id=customer.id,
+        name=customer.name,
+        email=customer.email,
+        phone=customer.phone,
+        address=customer.address,
+        metadata=customer.metadata_,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )
+
+
+@router.post("", status_code=201)
+async def create_customer(body: CustomerCreate, uow: TenantUow) -> CustomerOut:
+    command = commands.CreateCustomer(
+        name=body.name,
+        email=body.email,
+        phone=body.phone,
+        address=address_dict(body.address),
+        metadata=body.metadata,
+    )
+    return _out(await uow.run(commands.create_customer, command))
+
+
+@router.get("")
+async def list_customers(
+    session: TenantReader,
+    page: Paging,
+    search: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> Page[CustomerOut]:
+    return await queries.list_customers(session, page, search)
+
+
+@router.get("/{customer_id}")
+async def get_customer(customer_id: UUID, session: TenantReader) -> CustomerOut:
+    return await queries.get_customer(session, customer_id)
+
+
+@router.patch("/{customer_id}")
+async def update_customer(customer_id: UUID, body: CustomerPatch, uow: TenantUow) -> CustomerOut:
+    changes = body.model_dump(exclude_unset=True)
+    if "address" in changes:
+        changes["address"] = address_dict(body.address)
+    if "metadata" in changes:
+        changes["metadata_"] = changes.pop("metadata")
+    command = commands.UpdateCustomer(customer_id, changes)
+    return _out(await uow.run(commands.update_customer, command))
+
+
+@router.delete("/{customer_id}", status_code=204)
+async def delete_customer(customer_id: UUID, uow: TenantUow) -> Response:
+    await uow.run(commands.delete_customer, commands.DeleteCustomer(customer_id))
+    return Response(status_code=204)

@@ -1,0 +1,58 @@
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import EmailStr, Field, field_validator
+
+from tenvoice.platform.schemas import InputModel, Metadata, OutputModel
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Phone = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class Address(InputModel):
+    line1: Annotated[str, Field(max_length=200)] | None = None
+    line2: Annotated[str, Field(max_length=200)] | None = None
+    city: Annotated[str, Field(max_length=100)] | None = None
+    state: Annotated[str, Field(max_length=100)] | None = None
+    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+class CustomerCreate(InputModel):
+    name: Name
+    email: EmailStr
+    phone: Phone | None = None
+    address: Address | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class CustomerPatch(InputModel):
+    name: Name | None = None
+    email: EmailStr | None = None
+    phone: Phone | None = None
+    address: Address | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("name", "email", "metadata")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields the client sent: null may clear phone or address, not these.
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class CustomerOut(OutputModel):
+    id: UUID
+    name: str
+    email: str
+    phone: str | None
+    address: dict[str, Any] | None
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+def address_dict(address: Address | None) -> dict[str, Any] | None:
+    return None if address is None else address.model_dump(by_alias=True)

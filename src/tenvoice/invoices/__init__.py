@@ -1,0 +1,1 @@
+"""Invoices: drafts, finalization and numbering, the status machine, and their money."""

@@ -1,0 +1,189 @@
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import selectinload
+
+from tenvoice.customers.errors import CustomerNotFound
+from tenvoice.customers.models import Customer
+from tenvoice.invoices.errors import CustomerDeleted, InvoiceNotFound
+from tenvoice.invoices.models import Invoice, InvoiceNumberCounter, InvoiceStatus, Line
+from tenvoice.platform.db import utcnow
+from tenvoice.platform.uow import UnitOfWork
+from tenvoice.tenants.models import Tenant
+
+DEFAULT_DAYS_UNTIL_DUE = 30
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    tax_rate: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateInvoice:
+    customer_id: uuid.UUID
+    currency: str | None
+    issue_date: date | None
+    due_date: date | None
+    items: list[LineInput]
+    memo: str | None
+    metadata: dict[str, str]
+    finalize: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReviseInvoice:
+    invoice_id: uuid.UUID
+    changes: dict[str, Any] = field(default_factory=dict)
+    items: list[LineInput] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceAction:
+    """finalize, send, void, mark-uncollectible or delete one invoice."""
+
+    invoice_id: uuid.UUID
+
+
+async def _tenant(uow: UnitOfWork) -> Tenant:
+    assert uow.context.tenant_id is not None
+    tenant = await uow.session.get(Tenant, uow.context.tenant_id)
+    assert tenant is not None, "an authenticated tenant exists"
+    return tenant
+
+
+def _lines(items: list[LineInput], tenant: Tenant) -> list[Line]:
+    return [
+        Line(
+            item.description,
+            item.quantity,
+            item.unit_price,
+            tenant.default_tax_rate if item.tax_rate is None else item.tax_rate,
+        )
+        for item in items
+    ]
+
+
+async def _require_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
+    customer = await uow.session.scalar(select(Customer).where(Customer.id == customer_id))
+    if customer is None or customer.deleted_at is not None:
+        raise CustomerNotFound(f"No customer {customer_id}.")
+    return customer
+
+
+async def load_invoice(uow: UnitOfWork, invoice_id: uuid.UUID) -> Invoice:
+    """The invoice, locked for the rest of the transaction (FOR UPDATE on PostgreSQL; SQLite's
+    write transactions are exclusive already)."""
+    invoice = await uow.session.scalar(
+        select(Invoice)
+        .where(Invoice.id == invoice_id)
+        .options(selectinload(Invoice.items))
+        .with_for_update(of=Invoice)
+    )
+    if invoice is None:
+        raise InvoiceNotFound(f"No invoice {invoice_id}.")
+    return uow.track(invoice)
+
+
+async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
+    tenant = await _tenant(uow)
+    await _require_customer(uow, command.customer_id)
+    issue_date = command.issue_date or utcnow().date()
+    due_date = command.due_date or issue_date + timedelta(days=DEFAULT_DAYS_UNTIL_DUE)
+    invoice = Invoice.draft(
+        customer_id=command.customer_id,
+        currency=command.currency or tenant.default_currency,
+        issue_date=issue_date,
+        due_date=due_date,
+        lines=_lines(command.items, tenant),
+        memo=command.memo,
+        metadata=command.metadata,
+    )
+    uow.session.add(uow.track(invoice))
+    if command.finalize:
+        await _finalize(uow, invoice, tenant)
+    await uow.session.flush()
+    return invoice
+
+
+async def revise_invoice(uow: UnitOfWork, command: ReviseInvoice) -> Invoice:
+    invoice = await load_invoice(uow, command.invoice_id)
+    changes = dict(command.changes)
+    if "customer_id" in changes:
+        await _require_customer(uow, changes["customer_id"])
+    lines = None
+    if command.items is not None:
+        lines = _lines(command.items, await _tenant(uow))
+    invoice.revise(changes, lines)
+    await uow.session.flush()
+    return invoice
+
+
+async def delete_invoice(uow: UnitOfWork, command: InvoiceAction) -> None:
+    invoice = await load_invoice(uow, command.invoice_id)
+    invoice.discard()
+    await uow.session.delete(invoice)
+
+
+async def finalize_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
+    invoice = await load_invoice(uow, command.invoice_id)
+    await _finalize(uow, invoice, await _tenant(uow))
+    await uow.session.flush()
+    return invoice
+
+
+async def send_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
+    invoice = await load_invoice(uow, command.invoice_id)
+    invoice.send(utcnow())
+    return invoice
+
+
+async def void_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
+    invoice = await load_invoice(uow, command.invoice_id)
+    invoice.void(utcnow())
+    return invoice
+
+
+async def mark_invoice_uncollectible(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
+    invoice = await load_invoice(uow, command.invoice_id)
+    invoice.mark_uncollectible(utcnow())
+    return invoice
+
+
+async def _finalize(uow: UnitOfWork, invoice: Invoice, tenant: Tenant) -> None:
+    invoice.check_transition(InvoiceStatus.OPEN, "finalize")
+    deleted_at = await uow.session.scalar(
+        select(Customer.deleted_at).where(Customer.id == invoice.customer_id)
+    )
+    if deleted_at is not None:
+        raise CustomerDeleted("Its customer was deleted; change the customer first.")
+    now = utcnow()
+    sequence = await _next_in_sequence(uow, tenant.id, now.year)
+    invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", now)
+
+
+async def _next_in_sequence(uow: UnitOfWork, tenant_id: uuid.UUID, year: int) -> int:
+    # The statement is taken only after the invoice row is locked, and the counter row stays
+    # locked until commit: two finalizes of one tenant and year queue here, never interleave.
+    dialect = uow.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    counter = InvoiceNumberCounter
+    statement = (
+        insert(counter)
+        .values(tenant_id=tenant_id, year=year, last_value=1)
+        .on_conflict_do_update(
+            index_elements=[counter.tenant_id, counter.year],
+            set_={"last_value": counter.last_value + 1},
+        )
+        .returning(counter.last_value)
+    )
+    value = (await uow.session.execute(statement)).scalar_one()
+    return int(value)

@@ -1,0 +1,345 @@
+"""The Invoice aggregate: its lines, its money and its status machine. No I/O here."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, localcontext
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tenvoice.invoices import events
+from tenvoice.invoices.errors import (
+    InvalidInvoiceTransition,
+    InvoiceNotDeletable,
+    InvoiceNotEditable,
+)
+from tenvoice.platform.db import Base, ScaledDecimal, utcnow
+from tenvoice.platform.errors import FieldError, ValidationFailed
+from tenvoice.platform.ids import uuid7
+from tenvoice.platform.messages import EventRecorder
+from tenvoice.platform.money import (
+    MAX_MINOR_UNITS,
+    MoneyError,
+    currency_exponent,
+    format_minor,
+    round_half_up,
+    to_minor,
+)
+from tenvoice.platform.tenancy import TenantOwned
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+S = InvoiceStatus
+TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
+    S.DRAFT: frozenset({S.OPEN}),
+    S.OPEN: frozenset({S.PAID, S.VOID, S.UNCOLLECTIBLE}),
+    S.UNCOLLECTIBLE: frozenset({S.PAID, S.VOID}),
+    S.PAID: frozenset(),
+    S.VOID: frozenset(),
+}
+# Still owed money: the customer cannot be deleted and the invoice can take payments.
+UNPAID_STATUSES = (S.OPEN.value, S.UNCOLLECTIBLE.value)
+SENDABLE_STATUSES = (S.OPEN.value, S.UNCOLLECTIBLE.value)
+MAX_ITEMS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    tax_rate: Decimal
+
+
+def price_line(line: Line, currency: str) -> tuple[int, int]:
+    """(subtotal, tax) in minor units, each rounded half-up to the currency's minor unit."""
+    exponent = currency_exponent(currency)
+    # quantity (4 places) x unitPrice (6 places) can need 31 digits: more than the default
+    # context's 28, which would round silently before our own rounding.
+    with localcontext(prec=60):
+        subtotal = round_half_up(line.quantity * line.unit_price, exponent)
+        tax = round_half_up(subtotal * line.tax_rate / 100, exponent)
+    return to_minor(subtotal, currency), to_minor(tax, currency)
+
+
+class InvoiceItem(TenantOwned, Base):
+    __tablename__ = "invoice_items"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "invoice_id"],
+            ["invoices.tenant_id", "invoices.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_invoice_items_tenant_invoice", "tenant_id", "invoice_id", "position"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    invoice_id: Mapped[uuid.UUID]
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[Decimal] = mapped_column(ScaledDecimal(4))
+    unit_price: Mapped[Decimal] = mapped_column(ScaledDecimal(6))
+    tax_rate: Mapped[Decimal] = mapped_column(ScaledDecimal(4))
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    tax: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+
+
+class Invoice(TenantOwned, EventRecorder, Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
+        Index("uq_invoices_tenant_number", "tenant_id", "number", unique=True),
+        Index("ix_invoices_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_invoices_tenant_status_created", "tenant_id", "status", "created_at", "id"),
+        Index("ix_invoices_tenant_customer_created", "tenant_id", "customer_id", "created_at", "id"),
+        Index("ix_invoices_tenant_due", "tenant_id", "due_date", "id"),
+        Index("ix_invoices_tenant_total", "tenant_id", "total", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    number: Mapped[str | None] = mapped_column(String(40))
+    customer_id: Mapped[uuid.UUID]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    tax: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    memo: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finalized_at: Mapped[datetime | None] = mapped_column(default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
+    voided_at: Mapped[datetime | None] = mapped_column(default=None)
+    marked_uncollectible_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    items: Mapped[list[InvoiceItem]] = relationship(
+        order_by=InvoiceItem.position, cascade="all, delete-orphan", lazy="raise"
+    )
+
+    @classmethod
+    def draft(
+        cls,
+        *,
+        customer_id: uuid.UUID,
+        currency: str,
+        issue_date: date,
+        due_date: date,
+        lines: Sequence[Line],
+        memo: str | None,
+        metadata: dict[str, str],
+    ) -> "Invoice":
+        now = utcnow()
+        invoice = cls(
+            id=uuid7(),
+            customer_id=customer_id,
+            currency=currency,
+            status=S.DRAFT.value,
+            issue_date=issue_date,
+            due_date=due_date,
+            amount_paid=0,
+            memo=memo,
+            metadata_=metadata,
+            created_at=now,
+            updated_at=now,
+            items=[],
+        )
+        _check_dates(issue_date, due_date)
+        invoice._set_lines(lines)
+        invoice.record(
+            events.InvoiceCreated(
+                invoice.id, customer_id, currency, invoice.money(invoice.total), len(lines)
+            )
+        )
+        return invoice
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def amount_due(self) -> int:
+        return amount_due(self.status, self.total, self.amount_paid)
+
+    def money(self, minor: int) -> str:
+        return format_minor(minor, self.currency)
+
+    # -- drafts ------------------------------------------------------------------------
+
+    def revise(self, changes: dict[str, Any], lines: Sequence[Line] | None) -> None:
+        """Apply a draft edit; `lines`, when given, replace every line."""
+        if self.status != S.DRAFT:
+            raise InvoiceNotEditable(f"The invoice is {self.status}; only drafts can be edited.")
+        changed = [name for name, value in changes.items() if getattr(self, name) != value]
+        if "currency" in changed and lines is None:
+            # The stored lines were priced in the old currency's minor units.
+            lines = [_line_of(item) for item in self.items]
+        _check_dates(changes.get("issue_date", self.issue_date), changes.get("due_date", self.due_date))
+        for name in changed:
+            setattr(self, name, changes[name])
+        if lines is not None:
+            self._set_lines(lines)
+            changed.append("items")
+        if not changed:
+            return
+        self.updated_at = utcnow()
+        wire = tuple(dict.fromkeys(_WIRE_NAMES.get(name, name) for name in changed))
+        self.record(events.InvoiceUpdated(self.id, wire, self.money(self.total)))
+
+    def discard(self) -> None:
+        if self.status != S.DRAFT:
+            raise InvoiceNotDeletable(f"The invoice is {self.status}; void it instead.")
+        self.record(events.InvoiceDeleted(self.id))
+
+    def _set_lines(self, lines: Sequence[Line]) -> None:
+        items: list[InvoiceItem] = []
+        errors: list[FieldError] = []
+        for position, line in enumerate(lines):
+            try:
+                subtotal, tax = price_line(line, self.currency)
+            except MoneyError as exc:
+                errors.append(FieldError(f"items[{position}]", str(exc)))
+                continue
+            items.append(
+                InvoiceItem(
+                    id=uuid7(),
+                    position=position,
+                    description=line.description,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    tax_rate=line.tax_rate,
+                    subtotal=subtotal,
+                    tax=tax,
+                    total=subtotal + tax,
+                )
+            )
+        if errors:
+            raise ValidationFailedMany(errors)
+        total = sum(item.total for item in items)
+        if total > MAX_MINOR_UNITS:
+            raise ValidationFailed("items", "the invoice total is too large")
+        self.items = items
+        self.subtotal = sum(item.subtotal for item in items)
+        self.tax = sum(item.tax for item in items)
+        self.total = total
+
+    # -- the status machine ------------------------------------------------------------
+
+    def finalize(self, number: str, at: datetime) -> None:
+        self._move(S.OPEN, "finalize")
+        self.number = number
+        self.finalized_at = self.updated_at = at
+        self.record(
+            events.InvoiceFinalized(
+                self.id,
+                number,
+                self.money(self.total),
+                self.money(self.amount_due),
+                self.due_date.isoformat(),
+            )
+        )
+        if self.amount_due == 0:
+            # Nothing to collect: a zero invoice is settled the moment it is issued.
+            self._settle(at)
+
+    def send(self, at: datetime) -> None:
+        if self.status not in SENDABLE_STATUSES:
+            raise InvalidInvoiceTransition(f"A {self.status} invoice cannot be sent.")
+        assert self.number is not None
+        self.sent_at = self.updated_at = at
+        self.record(events.InvoiceSent(self.id, self.number, self.customer_id))
+
+    def void(self, at: datetime) -> None:
+        previous = self.status
+        self._move(S.VOID, "void")
+        self.voided_at = self.updated_at = at
+        assert self.number is not None
+        self.record(events.InvoiceVoided(self.id, self.number, previous))
+
+    def mark_uncollectible(self, at: datetime) -> None:
+        self._move(S.UNCOLLECTIBLE, "mark uncollectible")
+        self.marked_uncollectible_at = self.updated_at = at
+        assert self.number is not None
+        self.record(
+            events.InvoiceMarkedUncollectible(self.id, self.number, self.money(self.amount_due))
+        )
+
+    def _settle(self, at: datetime) -> None:
+        self._move(S.PAID, "pay")
+        self.paid_at = self.updated_at = at
+        assert self.number is not None
+        self.record(events.InvoicePaid(self.id, self.number, self.money(self.amount_paid)))
+
+    def check_transition(self, target: InvoiceStatus, action: str) -> None:
+        current = InvoiceStatus(self.status)
+        if target not in TRANSITIONS[current]:
+            raise InvalidInvoiceTransition(f"Cannot {action} an invoice that is {current}.")
+
+    def _move(self, target: InvoiceStatus, action: str) -> None:
+        self.check_transition(target, action)
+        self.status = target.value
+
+
+class InvoiceNumberCounter(TenantOwned, Base):
+    """The last invoice number issued per tenant and year.
+
+    Taken with an upsert that holds the row's lock until commit, so numbers are unique and,
+    since a rolled-back finalize rolls its increment back too, gap-free.
+    """
+
+    __tablename__ = "invoice_number_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_value: Mapped[int] = mapped_column(BigInteger)
+
+
+class ValidationFailedMany(ValidationFailed):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(errors[0].field, errors[0].message)
+        self.errors = errors
+
+
+_WIRE_NAMES = {
+    "metadata_": "metadata",
+    "customer_id": "customerId",
+    "issue_date": "issueDate",
+    "due_date": "dueDate",
+}
+
+
+def amount_due(status: str, total: int, amount_paid: int) -> int:
+    """What the customer still owes: nothing once paid or voided."""
+    if status in (S.PAID, S.VOID):
+        return 0
+    return total - amount_paid
+
+
+def _check_dates(issue_date: date, due_date: date) -> None:
+    if due_date < issue_date:
+        raise ValidationFailed("dueDate", "must be on or after issueDate")
+
+
+def _line_of(item: InvoiceItem) -> Line:
+    return Line(item.description, item.quantity, item.unit_price, item.tax_rate)

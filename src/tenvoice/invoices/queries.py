@@ -1,0 +1,143 @@
+"""The read side of invoices: rows straight into wire models, never the aggregate."""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, inspect, not_, or_, select
+
+from tenvoice.customers.models import Customer
+from tenvoice.invoices.errors import InvoiceNotFound
+from tenvoice.invoices.models import Invoice, InvoiceItem
+from tenvoice.invoices.schemas import InvoiceOut, invoice_view
+from tenvoice.platform.db import ReadSession, utcnow
+from tenvoice.platform.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
+from tenvoice.platform.pagination import Page, PageRequest, Sort, SortColumn, paginate, sorts
+from tenvoice.platform.sql import contains
+
+SORTS = sorts(
+    {
+        "createdAt": SortColumn(Invoice.created_at, "datetime"),
+        "dueDate": SortColumn(Invoice.due_date, "date"),
+        "total": SortColumn(Invoice.total, "int"),
+        "number": SortColumn(Invoice.number, "str", nullable=True),
+    },
+    Invoice.id,
+)
+DEFAULT_SORT = "-createdAt"
+
+# ORM attributes, not table columns: the tenant filter only sees ORM statements.
+_INVOICE_COLUMNS = [getattr(Invoice, attr.key) for attr in inspect(Invoice).column_attrs]
+_ITEM_COLUMNS = [getattr(InvoiceItem, attr.key) for attr in inspect(InvoiceItem).column_attrs]
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFilters:
+    statuses: tuple[str, ...] = ()
+    customer_id: uuid.UUID | None = None
+    currency: str | None = None
+    overdue: bool | None = None
+    issue_date_from: date | None = None
+    issue_date_to: date | None = None
+    due_date_from: date | None = None
+    due_date_to: date | None = None
+    min_total: Decimal | None = None
+    max_total: Decimal | None = None
+    search: str | None = None
+
+
+async def get_invoice(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceOut:
+    row = (await session.execute(select(*_INVOICE_COLUMNS).where(Invoice.id == invoice_id))).first()
+    if row is None:
+        raise InvoiceNotFound(f"No invoice {invoice_id}.")
+    items = await _items(session, [invoice_id])
+    return invoice_view(row, items[invoice_id], utcnow().date())
+
+
+async def require_invoice(session: ReadSession, invoice_id: uuid.UUID) -> None:
+    if await session.scalar(select(Invoice.id).where(Invoice.id == invoice_id)) is None:
+        raise InvoiceNotFound(f"No invoice {invoice_id}.")
+
+
+async def list_invoices(
+    session: ReadSession, filters: InvoiceFilters, sort: Sort, page: PageRequest
+) -> Page[InvoiceOut]:
+    today = utcnow().date()
+    statement = _filtered(select(*_INVOICE_COLUMNS), filters, today)
+    result = await paginate(session, statement, sort, page)
+    items = await _items(session, [row.id for row in result.rows])
+    return Page(
+        data=[invoice_view(row, items[row.id], today) for row in result.rows],
+        pagination=result.pagination,
+    )
+
+
+async def _items(session: ReadSession, invoice_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    """Every line of a page of invoices in one query (no query per invoice)."""
+    by_invoice: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    if invoice_ids:
+        rows = await session.execute(
+            select(*_ITEM_COLUMNS)
+            .where(InvoiceItem.invoice_id.in_(invoice_ids))
+            .order_by(InvoiceItem.invoice_id, InvoiceItem.position)
+        )
+        for row in rows:
+            by_invoice[row.invoice_id].append(row)
+    return by_invoice
+
+
+def _filtered(statement: Select[Any], f: InvoiceFilters, today: date) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    if f.statuses:
+        conditions.append(Invoice.status.in_(f.statuses))
+    if f.customer_id is not None:
+        conditions.append(Invoice.customer_id == f.customer_id)
+    if f.currency is not None:
+        conditions.append(Invoice.currency == f.currency)
+    if f.overdue is not None:
+        overdue = and_(Invoice.status == "open", Invoice.due_date < today)
+        conditions.append(overdue if f.overdue else not_(overdue))
+    for column, low, high in (
+        (Invoice.issue_date, f.issue_date_from, f.issue_date_to),
+        (Invoice.due_date, f.due_date_from, f.due_date_to),
+    ):
+        if low is not None:
+            conditions.append(column >= low)
+        if high is not None:
+            conditions.append(column <= high)
+    if f.min_total is not None:
+        conditions.append(_total_bound(f.min_total, f.currency, at_least=True))
+    if f.max_total is not None:
+        conditions.append(_total_bound(f.max_total, f.currency, at_least=False))
+    if f.search:
+        statement = statement.join(
+            Customer,
+            and_(Customer.tenant_id == Invoice.tenant_id, Customer.id == Invoice.customer_id),
+        )
+        conditions.append(or_(contains(Invoice.number, f.search), contains(Customer.name, f.search)))
+    return statement.where(*conditions)
+
+
+def _total_bound(amount: Decimal, currency: str | None, *, at_least: bool) -> ColumnElement[bool]:
+    """`total >= amount` (or <=) in each invoice's own currency.
+
+    Totals are stored in minor units, and 10 means 10.00 USD but 10 JPY, so the bound is
+    converted once per minor-unit exponent and applied to the currencies that share it.
+    """
+    groups: dict[int, list[str]] = defaultdict(list)
+    for code, exponent in CURRENCY_EXPONENTS.items():
+        if currency is None or code == currency:
+            groups[exponent].append(code)
+    clauses: list[ColumnElement[bool]] = []
+    for exponent, codes in groups.items():
+        scaled = amount.scaleb(exponent)
+        # A bound finer than the minor unit: "at least 10.005 USD" is "at least 10.01".
+        bound = int(scaled.to_integral_value(rounding="ROUND_CEILING" if at_least else "ROUND_FLOOR"))
+        bound = max(-MAX_MINOR_UNITS * 10, min(bound, MAX_MINOR_UNITS * 10))
+        compare = Invoice.total >= bound if at_least else Invoice.total <= bound
+        in_group = Invoice.currency == codes[0] if len(codes) == 1 else Invoice.currency.in_(codes)
+        clauses.append(compare if currency is not None else and_(in_group, compare))
+    return or_(*clauses) if clauses else false()

@@ -1,0 +1,149 @@
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from tenvoice.api import Paging, TenantReader, TenantUow
+from tenvoice.invoices import commands, queries
+from tenvoice.invoices.models import Invoice, InvoiceStatus
+from tenvoice.invoices.schemas import InvoiceCreate, InvoiceItemIn, InvoiceOut, InvoicePatch, invoice_view
+from tenvoice.platform.db import utcnow
+from tenvoice.platform.errors import ValidationFailed
+from tenvoice.platform.money import MoneyError, parse_decimal
+from tenvoice.platform.pagination import Page, Sort
+from tenvoice.platform.schemas import Currency, IsoDate
+from tenvoice.timeline import queries as timeline
+from tenvoice.timeline.schemas import Timeline
+
+router = APIRouter(prefix="/api/invoices", tags=["invoices"])
+
+
+def _out(invoice: Invoice) -> InvoiceOut:
+    return invoice_view(invoice, invoice.items, utcnow().date())
+
+
+def _lines(items: list[InvoiceItemIn]) -> list[commands.LineInput]:
+    return [
+        commands.LineInput(item.description, item.quantity, item.unit_price, item.tax_rate)
+        for item in items
+    ]
+
+
+def _amount(name: str, value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return parse_decimal(value, max_places=4, what=name)
+    except MoneyError as exc:
+        raise ValidationFailed(name, str(exc)) from None
+
+
+def invoice_filters(
+    status: Annotated[list[InvoiceStatus] | None, Query()] = None,
+    customer_id: Annotated[UUID | None, Query(alias="customerId")] = None,
+    currency: Annotated[Currency | None, Query()] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+    issue_date_from: Annotated[IsoDate | None, Query(alias="issueDateFrom")] = None,
+    issue_date_to: Annotated[IsoDate | None, Query(alias="issueDateTo")] = None,
+    due_date_from: Annotated[IsoDate | None, Query(alias="dueDateFrom")] = None,
+    due_date_to: Annotated[IsoDate | None, Query(alias="dueDateTo")] = None,
+    min_total: Annotated[str | None, Query(alias="minTotal", max_length=40)] = None,
+    max_total: Annotated[str | None, Query(alias="maxTotal", max_length=40)] = None,
+    search: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> queries.InvoiceFilters:
+    low, high = _amount("minTotal", min_total), _amount("maxTotal", max_total)
+    return queries.InvoiceFilters(
+        statuses=tuple(s.value for s in status or ()),
+        customer_id=customer_id,
+        currency=currency,
+        overdue=overdue,
+        issue_date_from=issue_date_from,
+        issue_date_to=issue_date_to,
+        due_date_from=due_date_from,
+        due_date_to=due_date_to,
+        min_total=low,
+        max_total=high,
+        search=search,
+    )
+
+
+def invoice_sort(sort: Annotated[str, Query()] = queries.DEFAULT_SORT) -> Sort:
+    try:
+        return queries.SORTS[sort]
+    except KeyError:
+        allowed = ", ".join(queries.SORTS)
+        raise ValidationFailed("sort", f"must be one of {allowed}") from None
+
+
+@router.post("", status_code=201)
+async def create_invoice(body: InvoiceCreate, uow: TenantUow) -> InvoiceOut:
+    command = commands.CreateInvoice(
+        customer_id=body.customer_id,
+        currency=body.currency,
+        issue_date=body.issue_date,
+        due_date=body.due_date,
+        items=_lines(body.items),
+        memo=body.memo,
+        metadata=body.metadata,
+        finalize=body.finalize,
+    )
+    return _out(await uow.run(commands.create_invoice, command))
+
+
+@router.get("")
+async def list_invoices(
+    session: TenantReader,
+    page: Paging,
+    filters: Annotated[queries.InvoiceFilters, Depends(invoice_filters)],
+    sort: Annotated[Sort, Depends(invoice_sort)],
+) -> Page[InvoiceOut]:
+    return await queries.list_invoices(session, filters, sort, page)
+
+
+@router.get("/{invoice_id}")
+async def get_invoice(invoice_id: UUID, session: TenantReader) -> InvoiceOut:
+    return await queries.get_invoice(session, invoice_id)
+
+
+@router.patch("/{invoice_id}")
+async def revise_invoice(invoice_id: UUID, body: InvoicePatch, uow: TenantUow) -> InvoiceOut:
+    fields = body.model_dump(exclude_unset=True, exclude={"items"})
+    if "metadata" in fields:
+        fields["metadata_"] = fields.pop("metadata")
+    items = _lines(body.items) if body.items is not None else None
+    command = commands.ReviseInvoice(invoice_id, fields, items)
+    return _out(await uow.run(commands.revise_invoice, command))
+
+
+@router.delete("/{invoice_id}", status_code=204)
+async def delete_invoice(invoice_id: UUID, uow: TenantUow) -> Response:
+    await uow.run(commands.delete_invoice, commands.InvoiceAction(invoice_id))
+    return Response(status_code=204)
+
+
+@router.post("/{invoice_id}/finalize")
+async def finalize_invoice(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
+    return _out(await uow.run(commands.finalize_invoice, commands.InvoiceAction(invoice_id)))
+
+
+@router.post("/{invoice_id}/send")
+async def send_invoice(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
+    return _out(await uow.run(commands.send_invoice, commands.InvoiceAction(invoice_id)))
+
+
+@router.post("/{invoice_id}/void")
+async def void_invoice(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
+    return _out(await uow.run(commands.void_invoice, commands.InvoiceAction(invoice_id)))
+
+
+@router.post("/{invoice_id}/mark-uncollectible")
+async def mark_invoice_uncollectible(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
+    command = commands.InvoiceAction(invoice_id)
+    return _out(await uow.run(commands.mark_invoice_uncollectible, command))
+
+
+@router.get("/{invoice_id}/timeline")
+async def invoice_timeline(invoice_id: UUID, session: TenantReader) -> Timeline:
+    await queries.require_invoice(session, invoice_id)
+    return await timeline.stream(session, invoice_id)

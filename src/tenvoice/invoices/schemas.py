@@ -1,0 +1,151 @@
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import Field, field_validator, model_validator
+
+from tenvoice.invoices.models import amount_due
+from tenvoice.platform.money import currency_exponent, format_decimal, format_minor
+from tenvoice.platform.schemas import (
+    Currency,
+    InputModel,
+    IsoDate,
+    Metadata,
+    OutputModel,
+    Quantity,
+    TaxRate,
+    UnitPrice,
+)
+
+Memo = Annotated[str, Field(max_length=5000)]
+
+
+class InvoiceItemIn(InputModel):
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    quantity: Quantity
+    unit_price: UnitPrice
+    tax_rate: TaxRate | None = None
+
+
+Items = Annotated[list[InvoiceItemIn], Field(min_length=1, max_length=500)]
+
+
+class InvoiceCreate(InputModel):
+    customer_id: UUID
+    currency: Currency | None = None
+    issue_date: IsoDate | None = None
+    due_date: IsoDate | None = None
+    items: Items
+    memo: Memo | None = None
+    metadata: Metadata = Field(default_factory=dict)
+    finalize: bool = False
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> "InvoiceCreate":
+        if self.issue_date and self.due_date and self.due_date < self.issue_date:
+            raise ValueError("dueDate must be on or after issueDate")
+        return self
+
+
+class InvoicePatch(InputModel):
+    customer_id: UUID | None = None
+    currency: Currency | None = None
+    issue_date: IsoDate | None = None
+    due_date: IsoDate | None = None
+    items: Items | None = None
+    memo: Memo | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("customer_id", "currency", "issue_date", "due_date", "items", "metadata")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields the client sent: null clears memo, nothing else.
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class InvoiceItemOut(OutputModel):
+    id: UUID
+    description: str
+    quantity: str
+    unit_price: str
+    tax_rate: str
+    subtotal: str
+    tax: str
+    total: str
+
+
+class InvoiceOut(OutputModel):
+    id: UUID
+    number: str | None
+    customer_id: UUID
+    currency: str
+    status: str
+    issue_date: date
+    due_date: date
+    items: list[InvoiceItemOut]
+    subtotal: str
+    tax: str
+    total: str
+    amount_paid: str
+    amount_due: str
+    overdue: bool
+    memo: str | None
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    finalized_at: datetime | None
+    sent_at: datetime | None
+    paid_at: datetime | None
+    voided_at: datetime | None
+    marked_uncollectible_at: datetime | None
+    hosted_url: str | None
+
+
+def invoice_view(invoice: Any, items: list[Any], today: date) -> InvoiceOut:
+    """The wire form of an invoice from anything with its column attributes: the aggregate
+    after a command, or a row a query selected."""
+    currency: str = invoice.currency
+    exponent = currency_exponent(currency)
+    return InvoiceOut(
+        id=invoice.id,
+        number=invoice.number,
+        customer_id=invoice.customer_id,
+        currency=currency,
+        status=invoice.status,
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        items=[
+            InvoiceItemOut(
+                id=item.id,
+                description=item.description,
+                quantity=format_decimal(item.quantity),
+                unit_price=format_decimal(item.unit_price, exponent),
+                tax_rate=format_decimal(item.tax_rate),
+                subtotal=format_minor(item.subtotal, currency),
+                tax=format_minor(item.tax, currency),
+                total=format_minor(item.total, currency),
+            )
+            for item in items
+        ],
+        subtotal=format_minor(invoice.subtotal, currency),
+        tax=format_minor(invoice.tax, currency),
+        total=format_minor(invoice.total, currency),
+        amount_paid=format_minor(invoice.amount_paid, currency),
+        amount_due=format_minor(
+            amount_due(invoice.status, invoice.total, invoice.amount_paid), currency
+        ),
+        overdue=invoice.status == "open" and invoice.due_date < today,
+        memo=invoice.memo,
+        metadata=invoice.metadata_,
+        created_at=invoice.created_at,
+        updated_at=invoice.updated_at,
+        finalized_at=invoice.finalized_at,
+        sent_at=invoice.sent_at,
+        paid_at=invoice.paid_at,
+        voided_at=invoice.voided_at,
+        marked_uncollectible_at=invoice.marked_uncollectible_at,
+        hosted_url=None,
+    )
+

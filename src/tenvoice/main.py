@@ -1,0 +1,78 @@
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from tenvoice import __version__
+from tenvoice.config import Settings, ensure_embedded_secrets, get_settings
+from tenvoice.customers.routes import router as customers_router
+from tenvoice.handlers import EVENT_HANDLERS
+from tenvoice.invoices.routes import router as invoices_router
+from tenvoice.platform.db import Database
+from tenvoice.platform.errors import ServiceUnavailable
+from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
+from tenvoice.platform.messages import EventHandlers
+from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
+from tenvoice.tenants.routes import router as tenants_router
+
+log = logging.getLogger("tenvoice")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    event_handlers: EventHandlers | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    ensure_embedded_secrets(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = db is None
+        app.state.db = db or Database(settings.database_url, pool_size=settings.database_pool_size)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.db.dispose()
+
+    app = FastAPI(
+        title="tenvoice",
+        version=__version__,
+        summary="Multi-tenant invoicing API",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.event_handlers = EVENT_HANDLERS if event_handlers is None else event_handlers
+    if db is not None:
+        app.state.db = db
+    install_error_handlers(app)
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    for router in (tenants_router, customers_router, invoices_router):
+        app.include_router(router)
+    _operations(app)
+    return app
+
+
+def _operations(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> dict[str, str]:
+        db: Database = app.state.db
+        try:
+            async with db.read_engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("readiness check failed: %s", type(exc).__name__)
+            raise ServiceUnavailable("The database is unreachable.") from None
+        return {"status": "ready"}
+
+    app.add_api_route("/metrics", metrics_response, include_in_schema=False)

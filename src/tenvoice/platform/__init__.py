@@ -1,0 +1,1 @@
+"""Plumbing shared by every capability; no business rules live here."""

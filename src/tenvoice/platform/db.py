@@ -1,0 +1,193 @@
+"""Engines, sessions and column types shared by SQLite (embedded) and PostgreSQL (production)."""
+
+import uuid
+from decimal import Decimal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Uuid, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+from tenvoice.platform import tenancy
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ScaledDecimal(TypeDecorator[Decimal]):
+    """An exact Decimal stored as a scaled integer (`Decimal("1.5")` at scale 4 is 15000).
+
+    Integers compare, sum and index identically on SQLite and PostgreSQL; SQLite has no
+    exact decimal type of its own.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        scaled = value.scaleb(self.scale)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"more than {self.scale} decimal places")
+        return int(scaled)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value).scaleb(-self.scale)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+        }
+    )
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+        uuid.UUID: Uuid(),
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON().with_variant(JSONB(), "postgresql"),
+        dict[str, str]: JSON().with_variant(JSONB(), "postgresql"),
+    }
+
+
+class WriteSession(AsyncSession):
+    """A session for commands: on SQLite its transactions take the write lock up front."""
+
+
+class ReadSession(AsyncSession):
+    """A session for queries only; it may point at a replica."""
+
+
+def async_url(url: str) -> str:
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for prefix in ("postgresql:", "postgres:"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg:" + url[len(prefix) :]
+    return url
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEngine:
+    url = async_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, json_serializer=_json_dumps, pool_size=pool_size)
+        _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if write else "BEGIN")
+        return engine
+    return create_async_engine(
+        url,
+        json_serializer=_json_dumps,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+    # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up
+    # front; we turn it off and emit BEGIN ourselves
+    # (https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl).
+    # A writer that starts with BEGIN IMMEDIATE waits on busy_timeout instead of failing
+    # with "database is locked" when it upgrades a read lock mid-transaction.
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=30000",
+            "PRAGMA foreign_keys=ON",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+
+class Database:
+    """The process's engines and session factories; read and write sessions are distinct types."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, read_url: str | None = None) -> None:
+        self.url = url
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        self.write_engine = make_engine(url, pool_size=pool_size, write=True)
+        if read_url is None and self.dialect == "postgresql":
+            self.read_engine = self.write_engine
+        else:
+            self.read_engine = make_engine(read_url or url, pool_size=pool_size, write=False)
+        self._writes = async_sessionmaker(
+            self.write_engine,
+            class_=WriteSession,
+            sync_session_class=tenancy.TenantSession,
+            expire_on_commit=False,
+            autoflush=False,
+        )
+        self._reads = async_sessionmaker(
+            self.read_engine,
+            class_=ReadSession,
+            sync_session_class=tenancy.TenantSession,
+            expire_on_commit=False,
+            autoflush=False,
+        )
+
+    @asynccontextmanager
+    async def write(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[WriteSession]:
+        async with self._writes() as session:
+            tenancy.bind_session(session.sync_session, tenant_id)
+            yield session
+
+    @asynccontextmanager
+    async def read(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[ReadSession]:
+        async with self._reads() as session:
+            tenancy.bind_session(session.sync_session, tenant_id)
+            yield session
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()

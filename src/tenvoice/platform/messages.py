@@ -1,0 +1,61 @@
+"""Domain events: frozen dataclasses recorded by aggregates, handled before commit.
+
+An event names itself (`event_type`, as on the wire: "invoice.finalized") and the entity it
+is about; `stream_id` groups it on a timeline (payment events land on their invoice's).
+"""
+
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from tenvoice.platform.uow import UnitOfWork
+
+
+class DomainEvent(Protocol):
+    event_type: ClassVar[str]
+    entity_type: ClassVar[str]
+
+    @property
+    def entity_id(self) -> uuid.UUID: ...
+
+    @property
+    def stream_id(self) -> uuid.UUID: ...
+
+
+EventHandler = Callable[[Any, "UnitOfWork"], Awaitable[None]]
+EventHandlers = Mapping[type, Sequence[EventHandler]]
+
+
+def event_data(event: DomainEvent) -> dict[str, Any]:
+    """The event's own fields, JSON-ready and camelCase like the rest of the wire."""
+    return {
+        to_camel(field.name): _jsonable(getattr(event, field.name))
+        for field in dataclasses.fields(event)  # type: ignore[arg-type]
+    }
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class EventRecorder:
+    """Mixin for aggregates: changes record events; the unit of work collects them."""
+
+    def record(self, event: DomainEvent) -> None:
+        self.__dict__.setdefault("_pending_events", []).append(event)
+
+    def pull_events(self) -> list[DomainEvent]:
+        events: list[DomainEvent] = self.__dict__.pop("_pending_events", [])
+        return events

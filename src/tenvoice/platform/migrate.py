@@ -1,0 +1,47 @@
+"""Running migrations, and the row-level security every tenant-owned table gets."""
+
+from pathlib import Path
+
+from alembic import command, op
+from alembic.config import Config
+
+import tenvoice
+from tenvoice.config import sqlite_path
+
+MIGRATIONS = Path(tenvoice.__file__).resolve().parents[2] / "migrations"
+
+# The policy reads the per-transaction setting the session writes on BEGIN (tenancy.py); an
+# unset or empty setting matches no row, so a connection that forgot its tenant sees nothing.
+_TENANT_MATCH = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def upgrade(url: str, app_role: str, revision: str = "head") -> None:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config = alembic_config(url)
+    config.attributes["app_role"] = app_role
+    command.upgrade(config, revision)
+
+
+def enable_tenant_rls(table: str) -> None:
+    """Row-level security on a tenant-owned table (PostgreSQL only; SQLite has none).
+
+    FORCE makes the policy bind the table's owner too, so even a service that connects as
+    the owner cannot read across tenants; only superusers and BYPASSRLS roles skip it.
+    """
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY tenant_isolation ON {table} "
+        f"USING ({_TENANT_MATCH}) WITH CHECK ({_TENANT_MATCH})"
+    )

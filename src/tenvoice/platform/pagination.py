@@ -1,0 +1,229 @@
+"""Offset and cursor pagination over any sortable ORM select.
+
+Cursor pages are keyset pages: the cursor carries the last row's sort value and id, and the
+next page is `WHERE (sort, id) > (:value, :id)` on an index led by `tenant_id`, so a page at
+depth 1,000 costs what the first one does and rows inserted meanwhile neither repeat nor
+shift the walk.
+"""
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import orjson
+from fastapi import Query
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from tenvoice.platform.errors import ValidationFailed
+from tenvoice.platform.schemas import OutputModel
+
+T = TypeVar("T")
+SortKind = Literal["datetime", "date", "int", "str"]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetPage:
+    page: int
+    page_size: int
+    include_total: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPage:
+    limit: int
+    cursor: str | None
+
+
+PageRequest = OffsetPage | CursorPage
+
+
+def page_request(
+    page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=100)] = None,
+    include_total: Annotated[bool | None, Query(alias="includeTotal")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+) -> PageRequest:
+    offset_given = page is not None or page_size is not None or include_total is not None
+    if offset_given and (cursor is not None or limit is not None):
+        field = "cursor" if cursor is not None else "limit"
+        raise ValidationFailed(field, "use either page/pageSize or cursor/limit, not both")
+    if cursor is not None or limit is not None:
+        return CursorPage(limit=limit or 10, cursor=cursor)
+    return OffsetPage(page=page or 1, page_size=page_size or 10, include_total=bool(include_total))
+
+
+class OffsetPagination(OutputModel):
+    page: int
+    page_size: int
+    has_more: bool
+
+
+class OffsetPaginationWithTotal(OffsetPagination):
+    total_count: int
+
+
+class CursorPagination(OutputModel):
+    limit: int
+    has_more: bool
+    next_cursor: str | None
+
+
+Pagination = OffsetPaginationWithTotal | OffsetPagination | CursorPagination
+
+
+class Page(OutputModel, Generic[T]):
+    data: list[T]
+    pagination: Pagination
+
+
+@dataclass(frozen=True, slots=True)
+class SortColumn:
+    column: InstrumentedAttribute[Any]
+    kind: SortKind
+    nullable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """One allowed ordering: the wire name ("-dueDate"), the column, and its direction."""
+
+    name: str
+    key: SortColumn
+    tiebreak: InstrumentedAttribute[Any]
+    descending: bool
+
+    def order_by(self) -> list[Any]:
+        column, tiebreak = self.key.column, self.tiebreak
+        if self.descending:
+            first: Any = column.desc()
+            tie: Any = tiebreak.desc()
+        else:
+            first, tie = column.asc(), tiebreak.asc()
+        if self.key.nullable:
+            first = first.nulls_last()
+        return [first, tie]
+
+
+def sorts(
+    columns: dict[str, SortColumn], tiebreak: InstrumentedAttribute[Any]
+) -> dict[str, Sort]:
+    """Every `name` and `-name` ordering of the given columns."""
+    table = {}
+    for name, key in columns.items():
+        table[name] = Sort(name, key, tiebreak, descending=False)
+        table[f"-{name}"] = Sort(f"-{name}", key, tiebreak, descending=True)
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    rows: list[Any]
+    pagination: Pagination
+
+
+async def paginate(
+    session: AsyncSession, statement: Select[Any], sort: Sort, page: PageRequest
+) -> PageResult:
+    if isinstance(page, OffsetPage):
+        return await _offset_page(session, statement, sort, page)
+    return await _cursor_page(session, statement, sort, page)
+
+
+async def _offset_page(
+    session: AsyncSession, statement: Select[Any], sort: Sort, page: OffsetPage
+) -> PageResult:
+    paged = (
+        statement.order_by(*sort.order_by())
+        .offset((page.page - 1) * page.page_size)
+        .limit(page.page_size + 1)
+    )
+    rows = list((await session.execute(paged)).all())
+    has_more = len(rows) > page.page_size
+    rows = rows[: page.page_size]
+    pagination: Pagination
+    if page.include_total:
+        count = select(func.count()).select_from(statement.order_by(None).subquery())
+        total = (await session.execute(count)).scalar_one()
+        pagination = OffsetPaginationWithTotal(
+            page=page.page, page_size=page.page_size, has_more=has_more, total_count=total
+        )
+    else:
+        pagination = OffsetPagination(page=page.page, page_size=page.page_size, has_more=has_more)
+    return PageResult(rows, pagination)
+
+
+async def _cursor_page(
+    session: AsyncSession, statement: Select[Any], sort: Sort, page: CursorPage
+) -> PageResult:
+    if page.cursor is not None:
+        value, last_id = decode_cursor(page.cursor, sort)
+        statement = statement.where(_after(sort, value, last_id))
+    paged = statement.order_by(*sort.order_by()).limit(page.limit + 1)
+    rows = list((await session.execute(paged)).all())
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    next_cursor = None
+    if has_more:
+        last = rows[-1]._mapping
+        next_cursor = encode_cursor(sort, last[sort.key.column], last[sort.tiebreak])
+    return PageResult(
+        rows, CursorPagination(limit=page.limit, has_more=has_more, next_cursor=next_cursor)
+    )
+
+
+def _after(sort: Sort, value: Any, last_id: uuid.UUID) -> ColumnElement[bool]:
+    column, tiebreak = sort.key.column, sort.tiebreak
+    if value is None:
+        # Only nullable columns have NULL cursors, and NULLs sort last: stay among them.
+        beyond_id = tiebreak < last_id if sort.descending else tiebreak > last_id
+        return and_(column.is_(None), beyond_id)
+    pair = tuple_(column, tiebreak)
+    # Typed literals, so each value is bound the way its column stores it (UUIDs and
+    # datetimes are text on SQLite).
+    mark = tuple_(literal(value, column.type), literal(last_id, tiebreak.type))
+    beyond: ColumnElement[bool] = pair < mark if sort.descending else pair > mark
+    if sort.key.nullable:
+        return or_(beyond, column.is_(None))
+    return beyond
+
+
+def encode_cursor(sort: Sort, value: Any, last_id: uuid.UUID) -> str:
+    if isinstance(value, datetime | date):
+        value = value.isoformat()
+    raw = orjson.dumps([sort.name, value, str(last_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, value, last_id = orjson.loads(raw)
+        if name != sort.name:
+            raise ValidationFailed("cursor", "this cursor belongs to another sort order")
+        return _parse_value(sort.key, value), uuid.UUID(last_id)
+    except ValidationFailed:
+        raise
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise ValidationFailed("cursor", "not a cursor this API issued") from None
+
+
+def _parse_value(key: SortColumn, value: Any) -> Any:
+    if value is None:
+        if not key.nullable:
+            raise ValueError("null cursor value")
+        return None
+    if key.kind == "datetime" and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if key.kind == "date" and isinstance(value, str):
+        return date.fromisoformat(value)
+    if key.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if key.kind == "str" and isinstance(value, str):
+        return value
+    raise ValueError("cursor value of the wrong type")

@@ -1,0 +1,85 @@
+"""Wire models: camelCase on the wire, snake_case in Python, unknown input fields refused."""
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from tenvoice.platform.money import normalize_currency, parse_decimal
+
+
+class InputModel(BaseModel):
+    # populate_by_name stays off: snake_case input is an unknown field, not a synonym.
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", str_strip_whitespace=True)
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True
+    )
+
+
+def _decimal(places: int, what: str) -> BeforeValidator:
+    return BeforeValidator(lambda v: parse_decimal(v, max_places=places, what=what))
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("currency must be an ISO 4217 code")
+    return normalize_currency(value)
+
+
+Currency = Annotated[str, BeforeValidator(_currency)]
+# Amount in a currency: the currency decides how many decimals are allowed, checked where
+# both are known; 6 is the hard ceiling.
+AmountInput = Annotated[Decimal, _decimal(6, "amount")]
+Quantity = Annotated[Decimal, _decimal(4, "quantity"), AfterValidator(lambda v: _positive(v))]
+UnitPrice = Annotated[Decimal, _decimal(6, "unitPrice"), AfterValidator(lambda v: _non_negative(v))]
+TaxRate = Annotated[Decimal, _decimal(4, "taxRate"), AfterValidator(lambda v: _percent(v))]
+Metadata = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(max_length=500)]],
+    Field(max_length=50),
+]
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a real calendar date") from None
+
+
+# Only YYYY-MM-DD: lax parsing would also take a Unix timestamp or a datetime string.
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    if value > 1_000_000_000:
+        raise ValueError("must be at most 1000000000")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    if value > 1_000_000_000_000:
+        raise ValueError("must be at most 1000000000000")
+    return value
+
+
+def _percent(value: Decimal) -> Decimal:
+    if not 0 <= value <= 100:
+        raise ValueError("must be between 0 and 100")
+    return value

@@ -1,0 +1,109 @@
+"""Tenant isolation, layers one and two of three (the third is PostgreSQL row-level security).
+
+1. The tenant comes only from the credential and lives in a contextvar for the request.
+2. Every session is bound to that tenant when it opens; one ORM hook adds
+   `tenant_id = :tenant` to every ORM statement that touches a tenant-owned model, and
+   stamps `tenant_id` on every tenant-owned row it inserts.
+3. On PostgreSQL the same session sets `app.tenant_id` for the transaction, which the
+   row-level security policies of every tenant-owned table read (see `migrations/`).
+
+Each layer fails closed: a session with no tenant sees no tenant-owned rows and may
+insert none.
+"""
+
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import event, false, text
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+
+ActorType = Literal["api_key", "admin", "gateway", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    type: ActorType
+    id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who is acting, for which tenant, under which request id."""
+
+    actor: Actor
+    tenant_id: uuid.UUID | None
+    request_id: str | None
+
+
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+# Set in tests that prove the database's row-level security holds on its own.
+SKIP_ORM_FILTER = "tenvoice_skip_tenant_filter"
+
+
+class TenancyError(RuntimeError):
+    """Code tried to write a tenant-owned row outside, or across, its tenant: a bug, not input."""
+
+
+class TenantOwned:
+    """Mixin of every model whose rows belong to one tenant; `tenant_id` leads its keys."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-100)
+
+
+class TenantSession(Session):
+    """The sync session under every async session; the tenancy hooks listen on this class."""
+
+
+def bind_session(session: Session, tenant_id: uuid.UUID | None) -> None:
+    session.info["tenant_id"] = tenant_id
+
+
+def session_tenant(session: Session) -> uuid.UUID | None:
+    tenant: uuid.UUID | None = session.info.get("tenant_id")
+    return tenant
+
+
+@event.listens_for(TenantSession, "do_orm_execute")
+def _scope_to_tenant(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get(SKIP_ORM_FILTER):
+        return
+    tenant = session_tenant(state.session)
+    if tenant is None:
+        criteria = with_loader_criteria(TenantOwned, lambda cls: false(), include_aliases=True)
+    else:
+        criteria = with_loader_criteria(
+            TenantOwned, lambda cls: cls.tenant_id == tenant, include_aliases=True
+        )
+    state.statement = state.statement.options(criteria)
+
+
+@event.listens_for(TenantSession, "before_flush")
+def _stamp_tenant(session: Session, _context: Any, _instances: Any) -> None:
+    tenant = session_tenant(session)
+    for obj in session.new:
+        if not isinstance(obj, TenantOwned):
+            continue
+        if tenant is None:
+            raise TenancyError(f"{type(obj).__name__} inserted with no tenant in scope")
+        if obj.tenant_id is None:
+            obj.tenant_id = tenant
+        elif obj.tenant_id != tenant:
+            raise TenancyError(f"{type(obj).__name__} inserted for another tenant")
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _set_rls_tenant(session: Session, _transaction: Any, connection: Any) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    tenant = session_tenant(session)
+    # is_local=true: the setting dies with the transaction, so a pooled connection never
+    # carries one tenant's scope into another's request.
+    connection.execute(
+        text("SELECT set_config('app.tenant_id', :tenant, true)"),
+        {"tenant": str(tenant) if tenant else ""},
+    )

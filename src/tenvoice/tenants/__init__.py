@@ -1,0 +1,1 @@
+"""Tenants (the businesses using tenvoice) and their API keys; managed with the admin key."""

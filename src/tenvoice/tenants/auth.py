@@ -1,0 +1,80 @@
+"""Who is calling: the admin key, or a tenant API key; and for which tenant.
+
+The tenant of a request comes from its credential and nowhere else: an API key acts as its
+own tenant; the admin key acts as the tenant named by `X-Tenant-Id`.
+"""
+
+import hmac
+import uuid
+
+from fastapi import Request
+from sqlalchemy import select
+
+from tenvoice.platform.db import Database
+from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
+from tenvoice.tenants import errors
+from tenvoice.tenants.keys import KEY_PREFIX, hash_key
+from tenvoice.tenants.models import ApiKey, Tenant
+
+ADMIN = Actor("admin", None)
+
+
+async def _authenticate(request: Request) -> tuple[Actor, uuid.UUID | None]:
+    """The caller's actor and, for an API key, its tenant."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise errors.MissingCredentials("Send `Authorization: Bearer <key>`.")
+    admin_key: str | None = request.app.state.settings.admin_key
+    if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
+        return ADMIN, None
+    if not token.startswith(KEY_PREFIX):
+        raise errors.InvalidApiKey("The key is not valid.")
+    db: Database = request.app.state.db
+    async with db.read() as session:
+        found = (
+            await session.execute(
+                select(ApiKey.tenant_id, ApiKey.id, ApiKey.revoked_at).where(
+                    ApiKey.key_hash == hash_key(token)
+                )
+            )
+        ).first()
+    if found is None or found.revoked_at is not None:
+        raise errors.InvalidApiKey("The key is not valid or has been revoked.")
+    return Actor("api_key", str(found.id)), found.tenant_id
+
+
+async def admin_context(request: Request) -> RequestContext:
+    actor, _ = await _authenticate(request)
+    if actor.type != "admin":
+        raise errors.AdminRequired("Tenant and key management needs the platform admin key.")
+    return RequestContext(actor, None, current_request_id.get())
+
+
+async def tenant_context(request: Request) -> RequestContext:
+    actor, key_tenant = await _authenticate(request)
+    header = request.headers.get("x-tenant-id")
+    named = _parse_tenant_header(header) if header is not None else None
+    if actor.type == "admin":
+        if named is None:
+            raise errors.TenantRequired("Name the tenant to act as with X-Tenant-Id.")
+        await _require_tenant(request.app.state.db, named)
+        return RequestContext(actor, named, current_request_id.get())
+    if named is not None and named != key_tenant:
+        raise errors.TenantMismatch("An API key acts only as its own tenant.")
+    return RequestContext(actor, key_tenant, current_request_id.get())
+
+
+def _parse_tenant_header(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise errors.InvalidTenantHeader("X-Tenant-Id must be a tenant's UUID.") from None
+
+
+async def _require_tenant(db: Database, tenant_id: uuid.UUID) -> None:
+    async with db.read() as session:
+        exists = await session.scalar(select(Tenant.id).where(Tenant.id == tenant_id))
+    if exists is None:
+        raise errors.TenantNotFound("No tenant has the id in X-Tenant-Id.")

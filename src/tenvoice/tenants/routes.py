@@ -1,0 +1,50 @@
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from tenvoice.api import AdminReader, AdminUow, Paging
+from tenvoice.platform.pagination import Page
+from tenvoice.tenants import commands, queries
+from tenvoice.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut
+
+router = APIRouter(prefix="/api/tenants", tags=["tenants"])
+
+
+@router.post("", status_code=201)
+async def create_tenant(body: TenantCreate, uow: AdminUow) -> TenantOut:
+    command = commands.CreateTenant(
+        name=body.name,
+        default_currency=body.default_currency,
+        invoice_prefix=body.invoice_prefix,
+        default_tax_rate=body.default_tax_rate,
+    )
+    tenant = await uow.run(commands.create_tenant, command)
+    return TenantOut.model_validate(tenant, from_attributes=True)
+
+
+@router.get("")
+async def list_tenants(session: AdminReader, page: Paging) -> Page[TenantOut]:
+    return await queries.list_tenants(session, page)
+
+
+@router.get("/{tenant_id}")
+async def get_tenant(tenant_id: UUID, session: AdminReader) -> TenantOut:
+    return await queries.get_tenant(session, tenant_id)
+
+
+@router.post("/{tenant_id}/api-keys", status_code=201)
+async def create_api_key(tenant_id: UUID, body: ApiKeyCreate, uow: AdminUow) -> ApiKeyCreated:
+    created = await uow.run(commands.create_api_key, commands.CreateApiKey(tenant_id, body.name))
+    out = ApiKeyOut.model_validate(created.record, from_attributes=True)
+    return ApiKeyCreated(**out.model_dump(), key=created.key)
+
+
+@router.get("/{tenant_id}/api-keys")
+async def list_api_keys(tenant_id: UUID, session: AdminReader, page: Paging) -> Page[ApiKeyOut]:
+    return await queries.list_api_keys(session, tenant_id, page)
+
+
+@router.delete("/{tenant_id}/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(tenant_id: UUID, key_id: UUID, uow: AdminUow) -> Response:
+    await uow.run(commands.revoke_api_key, commands.RevokeApiKey(tenant_id, key_id))
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""The activity timeline: one row per domain event, written in the event's own transaction."""
