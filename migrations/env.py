@@ -45,7 +45,9 @@ def _grant_service_role(connection: Connection, role: str) -> None:
 
 
 async def _run() -> None:
-    engine = create_async_engine(async_url(config.get_main_option("sqlalchemy.url") or ""), poolclass=NullPool)
+    engine = create_async_engine(
+        async_url(config.get_main_option("sqlalchemy.url") or ""), poolclass=NullPool
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_migrate)
     await engine.dispose()

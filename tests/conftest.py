@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,9 +60,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 @pytest.fixture
-async def db(
-    backend: Backend, postgres_engines: dict[str, Database]
-) -> AsyncIterator[Database]:
+async def db(backend: Backend, postgres_engines: dict[str, Database]) -> AsyncIterator[Database]:
     if backend.name == "sqlite":
         database = Database(backend.url, pool_size=10)
         yield database
@@ -171,8 +169,3 @@ async def make_invoice(
     assert response.status_code == 201, response.text
     invoice: dict[str, Any] = response.json()
     return invoice
-
-
-@pytest.fixture
-def anyio_backend() -> Iterator[str]:
-    yield "asyncio"

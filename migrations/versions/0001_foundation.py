@@ -18,7 +18,13 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TENANT_OWNED = ("customers", "invoices", "invoice_items", "invoice_number_counters", "timeline_events")
+TENANT_OWNED = (
+    "customers",
+    "invoices",
+    "invoice_items",
+    "invoice_number_counters",
+    "timeline_events",
+)
 
 
 def _json() -> sa.types.TypeEngine[object]:
@@ -51,7 +57,9 @@ def upgrade() -> None:
         _ts("created_at"),
         _ts("revoked_at", nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_api_keys"),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_api_keys_tenant_id_tenants"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name="fk_api_keys_tenant_id_tenants"
+        ),
     )
     op.create_index("ix_api_keys_key_hash", "api_keys", ["key_hash"], unique=True)
 

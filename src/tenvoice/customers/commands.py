@@ -65,9 +65,7 @@ async def delete_customer(uow: UnitOfWork, command: DeleteCustomer) -> None:
     customer = await load_customer(uow, command.customer_id)
     has_open = await uow.session.scalar(
         select(
-            exists().where(
-                Invoice.customer_id == customer.id, Invoice.status.in_(UNPAID_STATUSES)
-            )
+            exists().where(Invoice.customer_id == customer.id, Invoice.status.in_(UNPAID_STATUSES))
         )
     )
     if has_open:

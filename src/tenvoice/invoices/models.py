@@ -111,7 +111,9 @@ class Invoice(TenantOwned, EventRecorder, Base):
         Index("uq_invoices_tenant_number", "tenant_id", "number", unique=True),
         Index("ix_invoices_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_invoices_tenant_status_created", "tenant_id", "status", "created_at", "id"),
-        Index("ix_invoices_tenant_customer_created", "tenant_id", "customer_id", "created_at", "id"),
+        Index(
+            "ix_invoices_tenant_customer_created", "tenant_id", "customer_id", "created_at", "id"
+        ),
         Index("ix_invoices_tenant_due", "tenant_id", "due_date", "id"),
         Index("ix_invoices_tenant_total", "tenant_id", "total", "id"),
     )
@@ -196,7 +198,9 @@ class Invoice(TenantOwned, EventRecorder, Base):
         if "currency" in changed and lines is None:
             # The stored lines were priced in the old currency's minor units.
             lines = [_line_of(item) for item in self.items]
-        _check_dates(changes.get("issue_date", self.issue_date), changes.get("due_date", self.due_date))
+        _check_dates(
+            changes.get("issue_date", self.issue_date), changes.get("due_date", self.due_date)
+        )
         for name in changed:
             setattr(self, name, changes[name])
         if lines is not None:

@@ -117,7 +117,9 @@ def _filtered(statement: Select[Any], f: InvoiceFilters, today: date) -> Select[
             Customer,
             and_(Customer.tenant_id == Invoice.tenant_id, Customer.id == Invoice.customer_id),
         )
-        conditions.append(or_(contains(Invoice.number, f.search), contains(Customer.name, f.search)))
+        conditions.append(
+            or_(contains(Invoice.number, f.search), contains(Customer.name, f.search))
+        )
     return statement.where(*conditions)
 
 
@@ -135,7 +137,9 @@ def _total_bound(amount: Decimal, currency: str | None, *, at_least: bool) -> Co
     for exponent, codes in groups.items():
         scaled = amount.scaleb(exponent)
         # A bound finer than the minor unit: "at least 10.005 USD" is "at least 10.01".
-        bound = int(scaled.to_integral_value(rounding="ROUND_CEILING" if at_least else "ROUND_FLOOR"))
+        bound = int(
+            scaled.to_integral_value(rounding="ROUND_CEILING" if at_least else "ROUND_FLOOR")
+        )
         bound = max(-MAX_MINOR_UNITS * 10, min(bound, MAX_MINOR_UNITS * 10))
         compare = Invoice.total >= bound if at_least else Invoice.total <= bound
         in_group = Invoice.currency == codes[0] if len(codes) == 1 else Invoice.currency.in_(codes)

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Depends, Query, Response
 from tenvoice.api import Paging, TenantReader, TenantUow
 from tenvoice.invoices import commands, queries
 from tenvoice.invoices.models import Invoice, InvoiceStatus
-from tenvoice.invoices.schemas import InvoiceCreate, InvoiceItemIn, InvoiceOut, InvoicePatch, invoice_view
+from tenvoice.invoices.schemas import (
+    InvoiceCreate,
+    InvoiceItemIn,
+    InvoiceOut,
+    InvoicePatch,
+    invoice_view,
+)
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.money import MoneyError, parse_decimal

@@ -148,4 +148,3 @@ def invoice_view(invoice: Any, items: list[Any], today: date) -> InvoiceOut:
         marked_uncollectible_at=invoice.marked_uncollectible_at,
         hosted_url=None,
     )
-

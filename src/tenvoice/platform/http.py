@@ -98,7 +98,9 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
         # A malformed id names nothing that exists, like any unknown id.
         return problem(404, "not_found", "Not found", "No such resource.")
     if any(e.get("type") == "json_invalid" for e in errors):
-        return problem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
+        return problem(
+            400, "malformed_json", "Malformed JSON", "The request body is not valid JSON."
+        )
     fields = [FieldError(field_path(e.get("loc", ())), _message(e)) for e in errors]
     return problem(422, "validation_failed", "Validation failed", _summary(fields), fields)
 
@@ -128,7 +130,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def field_path(loc: Sequence[int | str]) -> str:
-    """Pydantic's error location as a wire path: ("body", "items", 0, "unitPrice") -> items[0].unitPrice."""
+    """Pydantic's error location as a wire path.
+
+    ("body", "items", 0, "unitPrice") becomes "items[0].unitPrice".
+    """
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
@@ -251,7 +256,10 @@ class BodyGuardMiddleware:
 
 def _too_large(max_bytes: int) -> Response:
     return problem(
-        413, "payload_too_large", "Request body too large", f"Bodies are limited to {max_bytes} bytes."
+        413,
+        "payload_too_large",
+        "Request body too large",
+        f"Bodies are limited to {max_bytes} bytes.",
     )
 
 

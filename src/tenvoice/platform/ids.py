@@ -34,4 +34,3 @@ def uuid7() -> uuid.UUID:
     value |= 0b10 << 62
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF
     return uuid.UUID(int=value)
-

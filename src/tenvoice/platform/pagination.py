@@ -110,9 +110,7 @@ class Sort:
         return [first, tie]
 
 
-def sorts(
-    columns: dict[str, SortColumn], tiebreak: InstrumentedAttribute[Any]
-) -> dict[str, Sort]:
+def sorts(columns: dict[str, SortColumn], tiebreak: InstrumentedAttribute[Any]) -> dict[str, Sort]:
     """Every `name` and `-name` ordering of the given columns."""
     table = {}
     for name, key in columns.items():

@@ -8,7 +8,9 @@ from tenvoice.tenants.errors import TenantNotFound
 from tenvoice.tenants.models import ApiKey, Tenant
 from tenvoice.tenants.schemas import ApiKeyOut, TenantOut
 
-_TENANT_SORT = sorts({"createdAt": SortColumn(Tenant.created_at, "datetime")}, Tenant.id)["-createdAt"]
+_TENANT_SORT = sorts({"createdAt": SortColumn(Tenant.created_at, "datetime")}, Tenant.id)[
+    "-createdAt"
+]
 _KEY_SORT = sorts({"createdAt": SortColumn(ApiKey.created_at, "datetime")}, ApiKey.id)["-createdAt"]
 _TENANT_COLUMNS = [getattr(Tenant, name) for name in TenantOut.model_fields]
 _KEY_COLUMNS = [getattr(ApiKey, name) for name in ApiKeyOut.model_fields]
