@@ -20,7 +20,8 @@ BOOTSTRAP_URL = os.environ.get(
     "TENVOICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("TENVOICE_TEST_REQUIRE_POSTGRES", "") not in ("", "0")
-DATABASE = "tenvoice_test"
+# Concurrent runs on one server (CI beside a developer) each name their own database.
+DATABASE = os.environ.get("TENVOICE_TEST_POSTGRES_DB", "tenvoice_test")
 OWNER = "tenvoice_test_owner"
 APP_ROLE = "tenvoice_test_app"
 TABLES = (
