@@ -79,7 +79,6 @@ def settings(backend: Backend) -> Settings:
         database_url=backend.url,
         admin_key=ADMIN_KEY,
         gateway_webhook_secret=WEBHOOK_SECRET,
-        worker="off",
     )
 
 

@@ -21,10 +21,7 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     admin_key: str | None = None
     gateway_webhook_secret: str | None = None
-    gateway_callback_url: str | None = None
-    worker: str = "on"
-    max_body_bytes: int = 1024 * 1024
-    public_base_url: str | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     @property
     def is_sqlite(self) -> bool:
