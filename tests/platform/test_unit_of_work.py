@@ -43,7 +43,10 @@ async def test_failing_handler_rolls_back_the_created_invoice(
     async with _failing_client(settings, db, InvoiceCreated) as failing:
         response = await failing.post(
             "/api/invoices",
-            json={"customerId": customer["id"], "items": [{"description": "x", "quantity": 1, "unitPrice": 5}]},
+            json={
+                "customerId": customer["id"],
+                "items": [{"description": "x", "quantity": 1, "unitPrice": 5}],
+            },
             headers=tenant_a.headers,
         )
     assert response.status_code == 500
@@ -70,7 +73,9 @@ async def test_failing_handler_rolls_back_the_transition_and_its_number(
     assert [e["eventType"] for e in timeline.json()["data"]] == ["invoice.created"]
 
     # The number the failed finalize drew was rolled back with it: no gap.
-    finalized = await client.post(f"/api/invoices/{invoice['id']}/finalize", headers=tenant_a.headers)
+    finalized = await client.post(
+        f"/api/invoices/{invoice['id']}/finalize", headers=tenant_a.headers
+    )
     assert finalized.json()["number"].endswith("-00001")
 
 
@@ -86,13 +91,18 @@ async def test_timeline_rows_carry_actor_and_request_id(
     customer = await make_customer(client, tenant_a)
     response = await client.post(
         "/api/invoices",
-        json={"customerId": customer["id"], "items": [{"description": "x", "quantity": 1, "unitPrice": 5}]},
+        json={
+            "customerId": customer["id"],
+            "items": [{"description": "x", "quantity": 1, "unitPrice": 5}],
+        },
         headers={**headers, "X-Request-Id": "req-timeline-1"},
     )
     assert response.status_code == 201
     timeline = await client.get(f"/api/invoices/{response.json()['id']}/timeline", headers=headers)
     (event,) = timeline.json()["data"]
     assert event["requestId"] == "req-timeline-1"
-    expected = {"type": "admin", "id": None} if admin_acts else {"type": "api_key", "id": tenant_a.key_id}
+    expected = (
+        {"type": "admin", "id": None} if admin_acts else {"type": "api_key", "id": tenant_a.key_id}
+    )
     assert event["actor"] == expected
     assert event["data"]["total"] == "5.55"

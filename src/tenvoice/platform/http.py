@@ -24,6 +24,7 @@ log = logging.getLogger("tenvoice.http")
 
 PROBLEM_JSON = "application/problem+json"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_REQUEST_ID_SCOPE_KEY = "tenvoice.request_id"
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthorized", "Missing or invalid credentials"),
@@ -98,15 +99,21 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
         # A malformed id names nothing that exists, like any unknown id.
         return problem(404, "not_found", "Not found", "No such resource.")
     if any(e.get("type") == "json_invalid" for e in errors):
-        return problem(
-            400, "malformed_json", "Malformed JSON", "The request body is not valid JSON."
-        )
+        return _malformed_json()
     fields = [FieldError(field_path(e.get("loc", ())), _message(e)) for e in errors]
     return problem(422, "validation_failed", "Validation failed", _summary(fields), fields)
 
 
+def _malformed_json() -> Response:
+    return problem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI decodes the body before parsing it and reports bytes that are not UTF-8
+        # as a bare 400; such a body is no more JSON than a stray brace (RFC 8259 section 8.1).
+        return _malformed_json()
     headers = dict(exc.headers) if exc.headers else None
     code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else title
@@ -115,11 +122,18 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, code, title, detail, headers=headers)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> Response:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     # The client learns only that it failed and which request id to report; the cause goes
     # to the log, never to the wire.
-    log.exception("unhandled error", exc_info=exc)
-    return problem_for_status(500, "The request failed; report its request id.")
+    # Starlette renders this from its outermost layer, after RequestIdMiddleware has unwound
+    # and reset the contextvar, so the id is recovered from the scope it left behind.
+    request_id: str | None = request.scope.get(_REQUEST_ID_SCOPE_KEY)
+    log.exception("unhandled error in request %s", request_id, exc_info=exc)
+    token = current_request_id.set(request_id)
+    try:
+        return problem_for_status(500, "The request failed; report its request id.")
+    finally:
+        current_request_id.reset(token)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -179,6 +193,7 @@ class RequestIdMiddleware:
                     request_id = candidate
                 break
         request_id = request_id or uuid.uuid4().hex
+        scope[_REQUEST_ID_SCOPE_KEY] = request_id
         token = current_request_id.set(request_id)
         header = (b"x-request-id", request_id.encode())
 

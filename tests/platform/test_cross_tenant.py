@@ -1,0 +1,195 @@
+"""Every route that takes an object id answers 404 for another tenant's object, and changes
+nothing. The routes come from the app itself, so a route added later is walked too."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from tests.conftest import TenantHandle, make_customer, make_invoice
+from tests.platform.problems import assert_problem
+
+ID_PARAMS = ("customer_id", "invoice_id")
+KNOWN_ROUTES = {
+    ("GET", "/api/customers/{customer_id}"),
+    ("PATCH", "/api/customers/{customer_id}"),
+    ("DELETE", "/api/customers/{customer_id}"),
+    ("GET", "/api/invoices/{invoice_id}"),
+    ("PATCH", "/api/invoices/{invoice_id}"),
+    ("DELETE", "/api/invoices/{invoice_id}"),
+    ("POST", "/api/invoices/{invoice_id}/finalize"),
+    ("POST", "/api/invoices/{invoice_id}/send"),
+    ("POST", "/api/invoices/{invoice_id}/void"),
+    ("POST", "/api/invoices/{invoice_id}/mark-uncollectible"),
+    ("GET", "/api/invoices/{invoice_id}/timeline"),
+}
+# A body valid enough to get past validation, so the answer is about the id. A new route
+# that needs a body gets one here; without it the walk fails with a 422 and says where.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/api/customers/{customer_id}"): {"name": "Hijacked", "email": "x@example.com"},
+    ("PATCH", "/api/invoices/{invoice_id}"): {"memo": "hijacked", "metadata": {"owned": "yes"}},
+}
+
+
+@dataclass(frozen=True)
+class Victim:
+    customer: dict[str, Any]
+    draft: dict[str, Any]
+    open: dict[str, Any]
+
+
+def id_routes(app: FastAPI) -> list[tuple[str, str]]:
+    routes = []
+    # app.routes nests each included router; iter_route_contexts flattens them with the
+    # path and methods each route answers on.
+    for route in iter_route_contexts(app.routes):
+        path, methods = route.path, route.methods
+        if path is None or methods is None:
+            continue
+        if any(f"{{{param}}}" in path for param in ID_PARAMS):
+            routes += [(method, path) for method in sorted(methods) if method != "HEAD"]
+    return routes
+
+
+def fill(path: str, ids: dict[str, str]) -> str:
+    params = re.findall(r"{(\w+)}", path)
+    unknown = [param for param in params if param not in ids]
+    if unknown:
+        pytest.fail(f"{path}: teach the cross-tenant walk an id for {unknown}")
+    return re.sub(r"{(\w+)}", lambda m: ids[m.group(1)], path)
+
+
+async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Victim) -> Any:
+    paths = [
+        f"/api/customers/{victim.customer['id']}",
+        f"/api/invoices/{victim.draft['id']}",
+        f"/api/invoices/{victim.open['id']}",
+        f"/api/invoices/{victim.draft['id']}/timeline",
+        f"/api/invoices/{victim.open['id']}/timeline",
+        "/api/customers",
+        "/api/invoices",
+    ]
+    taken = []
+    for path in paths:
+        response = await client.get(path, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        taken.append(response.json())
+    return taken
+
+
+@pytest.fixture
+async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
+    customer = await make_customer(client, tenant_b, "Globex Secret Customer")
+    draft = await make_invoice(client, tenant_b, customer["id"], memo="draft of b")
+    opened = await make_invoice(client, tenant_b, customer["id"], finalize=True)
+    assert (draft["status"], opened["status"]) == ("draft", "open")
+    return Victim(customer, draft, opened)
+
+
+@pytest.mark.parametrize("caller", ["api_key", "admin"])
+async def test_every_id_route_is_404_across_tenants(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    tenant_a: TenantHandle,
+    tenant_b: TenantHandle,
+    victim: Victim,
+    caller: str,
+) -> None:
+    headers = tenant_a.headers if caller == "api_key" else {**admin, "X-Tenant-Id": tenant_a.id}
+    # Tenant A owns objects of its own, so a leak could not hide behind an empty tenant.
+    mine = await make_customer(client, tenant_a)
+    await make_invoice(client, tenant_a, mine["id"], finalize=True)
+    before = await snapshot(client, tenant_b, victim)
+
+    routes = id_routes(app)
+    assert set(routes) >= KNOWN_ROUTES, KNOWN_ROUTES - set(routes)
+    id_sets = [
+        {"customer_id": victim.customer["id"], "invoice_id": victim.draft["id"]},
+        {"customer_id": victim.customer["id"], "invoice_id": victim.open["id"]},
+    ]
+    wrong: list[str] = []
+    walked = 0
+    for method, template in routes:
+        for ids in id_sets:
+            body = BODIES.get((method, template))
+            url = fill(template, ids)
+            response = await client.request(method, url, json=body, headers=headers)
+            walked += 1
+            if response.status_code != 404:
+                wrong.append(f"{method} {url} -> {response.status_code} {response.text[:200]}")
+                continue
+            problem = assert_problem(response, 404, response.json()["code"])
+            assert problem["code"] in ("customer_not_found", "invoice_not_found", "not_found")
+            assert victim.customer["name"] not in response.text
+    assert not wrong, "\n".join(wrong)
+    assert walked >= 2 * len(KNOWN_ROUTES)
+
+    assert await snapshot(client, tenant_b, victim) == before
+
+
+async def test_lists_never_show_another_tenants_rows(
+    client: httpx.AsyncClient, tenant_a: TenantHandle, victim: Victim
+) -> None:
+    mine = await make_customer(client, tenant_a, "Acme Own Customer")
+    my_invoice = await make_invoice(client, tenant_a, mine["id"], finalize=True)
+
+    customers = await client.get(
+        "/api/customers", params={"includeTotal": "true"}, headers=tenant_a.headers
+    )
+    assert [c["id"] for c in customers.json()["data"]] == [mine["id"]]
+    assert customers.json()["pagination"]["totalCount"] == 1
+
+    invoices = await client.get(
+        "/api/invoices", params={"includeTotal": "true"}, headers=tenant_a.headers
+    )
+    assert [i["id"] for i in invoices.json()["data"]] == [my_invoice["id"]]
+    assert invoices.json()["pagination"]["totalCount"] == 1
+
+    probes: list[tuple[str, dict[str, Any]]] = [
+        ("/api/customers", {"search": "Globex"}),
+        ("/api/customers", {"limit": 100}),
+        ("/api/invoices", {"customerId": victim.customer["id"]}),
+        ("/api/invoices", {"search": "Globex"}),
+        ("/api/invoices", {"search": "GLX"}),
+        ("/api/invoices", {"status": ["draft", "open"], "limit": 100}),
+        ("/api/invoices", {"currency": "EUR"}),
+    ]
+    for path, params in probes:
+        response = await client.get(path, params=params, headers=tenant_a.headers)
+        assert response.status_code == 200, response.text
+        ids = {row["id"] for row in response.json()["data"]}
+        assert not ids & {victim.customer["id"], victim.draft["id"], victim.open["id"]}, params
+        assert "Globex" not in response.text
+
+
+async def test_cannot_invoice_another_tenants_customer(
+    client: httpx.AsyncClient, tenant_a: TenantHandle, tenant_b: TenantHandle, victim: Victim
+) -> None:
+    items = [{"description": "x", "quantity": 1, "unitPrice": "10"}]
+    for finalize in (False, True):
+        response = await client.post(
+            "/api/invoices",
+            json={"customerId": victim.customer["id"], "items": items, "finalize": finalize},
+            headers=tenant_a.headers,
+        )
+        assert_problem(response, 404, "customer_not_found")
+
+    mine = await make_customer(client, tenant_a)
+    draft = await make_invoice(client, tenant_a, mine["id"])
+    moved = await client.patch(
+        f"/api/invoices/{draft['id']}",
+        json={"customerId": victim.customer["id"]},
+        headers=tenant_a.headers,
+    )
+    assert_problem(moved, 404, "customer_not_found")
+
+    listed = await client.get("/api/invoices", headers=tenant_a.headers)
+    assert [i["id"] for i in listed.json()["data"]] == [draft["id"]]
+    assert listed.json()["data"][0]["customerId"] == mine["id"]
+    theirs = await client.get("/api/invoices", headers=tenant_b.headers)
+    assert {i["id"] for i in theirs.json()["data"]} == {victim.draft["id"], victim.open["id"]}
