@@ -13,8 +13,10 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenvoice.platform.errors import AppError, FieldError
@@ -134,6 +136,20 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         return problem_for_status(500, "The request failed; report its request id.")
     finally:
         current_request_id.reset(token)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method some route answers on this path.
+
+    Starlette stops at the first route whose path matches, so its own Allow header names only
+    that route's methods (PUT /api/customers would answer "Allow: POST", hiding GET).
+    """
+    path = request.url.path
+    allowed: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path is not None and route.methods and compile_path(route.path)[0].match(path):
+            allowed |= route.methods
+    return allowed
 
 
 def install_error_handlers(app: FastAPI) -> None:
