@@ -110,13 +110,15 @@ def _malformed_json() -> Response:
     return problem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
         # FastAPI decodes the body before parsing it and reports bytes that are not UTF-8
         # as a bare 400; such a body is no more JSON than a stray brace (RFC 8259 section 8.1).
         return _malformed_json()
-    headers = dict(exc.headers) if exc.headers else None
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
     code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else title
     if exc.status_code == 404:
