@@ -19,6 +19,27 @@ ADMIN_KEY = "tv_admin_test_" + "x" * 32
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.backend("postgresql")` keeps only that database's variant of a test.
+
+    A feature one database lacks (row-level security on SQLite) is not run there at all,
+    rather than reported as skipped.
+    """
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec else None
+        if marker is not None and backend is not None and backend != marker.args[0]:
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str

@@ -17,7 +17,7 @@ from tenvoice.invoices.models import Invoice, InvoiceItem
 from tenvoice.platform.db import Base, Database, utcnow
 from tenvoice.platform.tenancy import SKIP_ORM_FILTER, TenancyError
 from tenvoice.timeline.models import TimelineEntry
-from tests.conftest import Backend, TenantHandle, make_customer, make_invoice
+from tests.conftest import TenantHandle, make_customer, make_invoice
 
 NO_ORM_FILTER = {SKIP_ORM_FILTER: True}
 TENANT_TABLES: list[Any] = [Customer, Invoice, InvoiceItem, TimelineEntry]
@@ -93,8 +93,8 @@ async def test_orm_layer_stamps_the_tenant_on_insert(db: Database, tenant_a: Ten
         await session.rollback()
 
 
+@pytest.mark.backend("sqlite")
 async def test_without_either_layer_rows_would_leak_on_sqlite(
-    backend: Backend,
     client: httpx.AsyncClient,
     db: Database,
     tenant_a: TenantHandle,
@@ -103,22 +103,18 @@ async def test_without_either_layer_rows_would_leak_on_sqlite(
     """The switch used below really disables the ORM layer: on SQLite, which has no
     row-level security, the other tenant's rows then show. This is what makes the
     PostgreSQL test that follows meaningful."""
-    if backend.name != "sqlite":
-        pytest.skip("PostgreSQL's row-level security still holds here; see the next test")
     await _seed(client, tenant_a, tenant_b)
     seen = await _tenants_seen(db, uuid.UUID(tenant_a.id), Invoice, **NO_ORM_FILTER)
     assert seen == {uuid.UUID(tenant_a.id), uuid.UUID(tenant_b.id)}
 
 
+@pytest.mark.backend("postgresql")
 async def test_row_level_security_alone_stops_the_leak(
-    backend: Backend,
     client: httpx.AsyncClient,
     db: Database,
     tenant_a: TenantHandle,
     tenant_b: TenantHandle,
 ) -> None:
-    if backend.name != "postgresql":
-        pytest.skip("row-level security is PostgreSQL's")
     await _seed(client, tenant_a, tenant_b)
     a = uuid.UUID(tenant_a.id)
     for model in TENANT_TABLES:
@@ -126,11 +122,10 @@ async def test_row_level_security_alone_stops_the_leak(
         assert await _tenants_seen(db, None, model, **NO_ORM_FILTER) == set(), model.__name__
 
 
+@pytest.mark.backend("postgresql")
 async def test_row_level_security_refuses_writes_into_another_tenant(
-    backend: Backend, db: Database, tenant_a: TenantHandle, tenant_b: TenantHandle
+    db: Database, tenant_a: TenantHandle, tenant_b: TenantHandle
 ) -> None:
-    if backend.name != "postgresql":
-        pytest.skip("row-level security is PostgreSQL's")
     now = utcnow()
     async with db.write(uuid.UUID(tenant_a.id)) as session:
         # A Core insert skips the ORM's stamping hook: only the database stands in the way.
@@ -147,11 +142,8 @@ async def test_row_level_security_refuses_writes_into_another_tenant(
             await session.execute(statement)
 
 
-async def test_service_role_cannot_bypass_row_level_security(
-    backend: Backend, db: Database
-) -> None:
-    if backend.name != "postgresql":
-        pytest.skip("PostgreSQL roles")
+@pytest.mark.backend("postgresql")
+async def test_service_role_cannot_bypass_row_level_security(db: Database) -> None:
     async with db.read() as session:
         role = (
             await session.execute(
