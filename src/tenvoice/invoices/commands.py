@@ -13,6 +13,7 @@ from tenvoice.customers.models import Customer
 from tenvoice.invoices.errors import CustomerDeleted, InvoiceNotFound
 from tenvoice.invoices.models import Invoice, InvoiceNumberCounter, InvoiceStatus, Line
 from tenvoice.platform.db import utcnow
+from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.models import Tenant
 
@@ -97,7 +98,7 @@ async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
     tenant = await _tenant(uow)
     await _require_customer(uow, command.customer_id)
     issue_date = command.issue_date or utcnow().date()
-    due_date = command.due_date or issue_date + timedelta(days=DEFAULT_DAYS_UNTIL_DUE)
+    due_date = command.due_date or _default_due_date(issue_date)
     invoice = Invoice.draft(
         customer_id=command.customer_id,
         currency=command.currency or tenant.default_currency,
@@ -112,6 +113,16 @@ async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
         await _finalize(uow, invoice, tenant)
     await uow.session.flush()
     return invoice
+
+
+def _default_due_date(issue_date: date) -> date:
+    try:
+        return issue_date + timedelta(days=DEFAULT_DAYS_UNTIL_DUE)
+    except OverflowError:
+        # An issueDate in the last days of year 9999 has no default due date to offer.
+        raise ValidationFailed(
+            "dueDate", "give a dueDate: issueDate + 30 days is past 9999-12-31"
+        ) from None
 
 
 async def revise_invoice(uow: UnitOfWork, command: ReviseInvoice) -> Invoice:

@@ -2,7 +2,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from tenvoice.invoices.models import amount_due
 from tenvoice.platform.money import currency_exponent, format_decimal, format_minor
@@ -40,11 +40,15 @@ class InvoiceCreate(InputModel):
     metadata: Metadata = Field(default_factory=dict)
     finalize: bool = False
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> "InvoiceCreate":
-        if self.issue_date and self.due_date and self.due_date < self.issue_date:
-            raise ValueError("dueDate must be on or after issueDate")
-        return self
+    @field_validator("due_date")
+    @classmethod
+    def _dates_in_order(cls, due: date | None, info: ValidationInfo) -> date | None:
+        # A field validator, not a model one, so the 422 names `dueDate` (as PATCH does)
+        # rather than the whole body. issue_date is declared first, so it is in `info.data`.
+        issued = info.data.get("issue_date")
+        if issued is not None and due is not None and due < issued:
+            raise ValueError("must be on or after issueDate")
+        return due
 
 
 class InvoicePatch(InputModel):

@@ -58,12 +58,14 @@ def parse_decimal(value: object, *, max_places: int, what: str = "value") -> Dec
         raise MoneyError(f"{what} is not a decimal number") from None
     if not number.is_finite():
         raise MoneyError(f"{what} must be finite")
+    # Size first: quantizing a number of more digits than the context holds raises
+    # InvalidOperation instead of answering.
+    if number.adjusted() > 18:
+        raise MoneyError(f"{what} is too large")
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > max_places and number != number.quantize(Decimal(1).scaleb(-max_places)):
         raise MoneyError(f"{what} has more than {max_places} decimal places")
-    if number.adjusted() > 18:
-        raise MoneyError(f"{what} is too large")
     return Decimal(int(number)) if number == number.to_integral_value() else number
 
 

@@ -10,7 +10,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
@@ -204,10 +204,12 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
         name, value, last_id = orjson.loads(raw)
         if name != sort.name:
             raise ValidationFailed("cursor", "this cursor belongs to another sort order")
+        if not isinstance(last_id, str):
+            raise TypeError("cursor id is not a string")
         return _parse_value(sort.key, value), uuid.UUID(last_id)
     except ValidationFailed:
         raise
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise ValidationFailed("cursor", "not a cursor this API issued") from None
 
 
@@ -216,11 +218,18 @@ def _parse_value(key: SortColumn, value: Any) -> Any:
         if not key.nullable:
             raise ValueError("null cursor value")
         return None
+    # A cursor is client input: whatever it holds must bind without error, or the client
+    # gets a 500 where a 422 is due.
     if key.kind == "datetime" and isinstance(value, str):
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("cursor timestamp without a zone")
+        return moment.astimezone(UTC)
     if key.kind == "date" and isinstance(value, str):
         return date.fromisoformat(value)
     if key.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("cursor value out of range")
         return value
     if key.kind == "str" and isinstance(value, str):
         return value
