@@ -12,11 +12,13 @@ from sqlalchemy import ColumnElement, Select, and_, false, inspect, not_, or_, s
 from tenvoice.customers.models import Customer
 from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.invoices.models import Invoice, InvoiceItem
+from tenvoice.invoices.pdf import DocumentLine, InvoiceDocument
 from tenvoice.invoices.schemas import InvoiceOut, invoice_view
 from tenvoice.platform.db import ReadSession, utcnow
 from tenvoice.platform.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
 from tenvoice.platform.pagination import Page, PageRequest, Sort, SortColumn, paginate, sorts
 from tenvoice.platform.sql import contains
+from tenvoice.tenants.models import Tenant
 
 SORTS = sorts(
     {
@@ -55,6 +57,40 @@ async def get_invoice(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceOut
         raise InvoiceNotFound(f"No invoice {invoice_id}.")
     items = await _items(session, [invoice_id])
     return invoice_view(row, items[invoice_id], utcnow().date())
+
+
+async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceDocument:
+    """What the PDF shows: the invoice as the API returns it, with both parties' names."""
+    invoice = await get_invoice(session, invoice_id)
+    parties = (
+        await session.execute(
+            select(Customer.name, Customer.email, Tenant.name.label("seller"))
+            .join(Tenant, Tenant.id == Customer.tenant_id)
+            .where(Customer.id == invoice.customer_id)
+        )
+    ).one()
+    return InvoiceDocument(
+        seller=parties.seller,
+        number=invoice.number,
+        status=invoice.status,
+        currency=invoice.currency,
+        issue_date=invoice.issue_date.isoformat(),
+        due_date=invoice.due_date.isoformat(),
+        customer_name=parties.name,
+        customer_email=parties.email,
+        lines=[
+            DocumentLine(
+                item.description, item.quantity, item.unit_price, item.tax_rate, item.total
+            )
+            for item in invoice.items
+        ],
+        subtotal=invoice.subtotal,
+        tax=invoice.tax,
+        total=invoice.total,
+        amount_paid=invoice.amount_paid,
+        amount_due=invoice.amount_due,
+        memo=invoice.memo,
+    )
 
 
 async def require_invoice(session: ReadSession, invoice_id: uuid.UUID) -> None:

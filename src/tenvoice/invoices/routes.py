@@ -5,7 +5,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response
 
 from tenvoice.api import Paging, TenantReader, TenantUow
-from tenvoice.invoices import commands, queries
+from tenvoice.invoices import commands, pdf, queries
 from tenvoice.invoices.models import Invoice, InvoiceStatus
 from tenvoice.invoices.schemas import (
     InvoiceCreate,
@@ -153,3 +153,18 @@ async def mark_invoice_uncollectible(invoice_id: UUID, uow: TenantUow) -> Invoic
 async def invoice_timeline(invoice_id: UUID, session: TenantReader) -> Timeline:
     await queries.require_invoice(session, invoice_id)
     return await timeline.stream(session, invoice_id)
+
+
+@router.get(
+    "/{invoice_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The invoice as a PDF"}},
+)
+async def invoice_pdf(invoice_id: UUID, session: TenantReader) -> Response:
+    document = await queries.invoice_document(session, invoice_id)
+    name = document.number or f"draft-{invoice_id}"
+    return Response(
+        pdf.render(document),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+    )
