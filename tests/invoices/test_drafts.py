@@ -139,6 +139,10 @@ BAD_CREATES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("numeric currency", {"currency": 840}, {"currency"}),
     ("impossible date", {"issueDate": "2026-02-30"}, {"issueDate"}),
     ("datetime as date", {"issueDate": "2026-02-01T00:00:00Z"}, {"issueDate"}),
+    ("unitPrice 1_000", {"items": [{**ONE, "unitPrice": "1_000"}]}, {"items[0].unitPrice"}),
+    ("unitPrice 1e3", {"items": [{**ONE, "unitPrice": "1e3"}]}, {"items[0].unitPrice"}),
+    ("finalize as a string", {"finalize": "yes"}, {"finalize"}),
+    ("finalize as 1", {"finalize": 1}, {"finalize"}),
 ]
 
 

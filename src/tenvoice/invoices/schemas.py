@@ -2,7 +2,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, StrictBool, ValidationInfo, field_validator
 
 from tenvoice.invoices.models import amount_due
 from tenvoice.platform.money import currency_exponent, format_decimal, format_minor
@@ -38,7 +38,7 @@ class InvoiceCreate(InputModel):
     items: Items
     memo: Memo | None = None
     metadata: Metadata = Field(default_factory=dict)
-    finalize: bool = False
+    finalize: StrictBool = False
 
     @field_validator("due_date")
     @classmethod

@@ -4,6 +4,7 @@ Amounts are stored as integer minor units with their currency and computed with 
 a float never touches money.
 """
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # ISO 4217 active currency codes whose minor unit is not 2 digits
@@ -30,6 +31,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {**dict.fromkeys(_TWO_DIGIT, 2), **_EXPONEN
 MAX_MINOR_UNITS = 10**15
 
 
+_PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+
+
 class MoneyError(ValueError):
     """An amount or currency that cannot be accepted; the message is safe to show a client."""
 
@@ -51,6 +55,10 @@ def parse_decimal(value: object, *, max_places: int, what: str = "value") -> Dec
     """A JSON string or number as an exact Decimal with at most `max_places` decimals."""
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise MoneyError(f"{what} must be a decimal string or a number")
+    if isinstance(value, str) and not _PLAIN_DECIMAL.match(value.strip()):
+        # Decimal() also takes "1_000", "1e3" and "Infinity"; an amount on the wire is
+        # written out plainly.
+        raise MoneyError(f"{what} must be a plain decimal such as 12.50")
     try:
         # str() of a float is its shortest round-tripping form: 0.1 stays "0.1".
         number = Decimal(value.strip() if isinstance(value, str) else str(value))
