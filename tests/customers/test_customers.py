@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import TenantHandle, make_customer
-from tests.platform.problems import assert_problem, error_fields
+from tests.problems import assert_problem, error_fields
 
 FULL = {
     "name": "Grace Hopper",

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from tenvoice.customers.models import Customer
 from tenvoice.platform.db import Database
 from tests.conftest import TenantHandle, make_customer, make_invoice
-from tests.platform.problems import assert_problem
+from tests.problems import assert_problem
 
 
 async def stored(db: Database, tenant: TenantHandle, customer_id: str) -> Customer | None:

@@ -6,7 +6,6 @@ import httpx
 
 from tests.conftest import TenantHandle, make_invoice
 
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "requestId"}
 ACTIONS = ("finalize", "send", "void", "mark-uncollectible")
 STATUSES = ("draft", "open", "paid", "void", "uncollectible")
 ZERO_ITEMS = [{"description": "Free sample", "quantity": 1, "unitPrice": "0"}]
@@ -88,19 +87,3 @@ async def listed_ids(
     """Ids of one offset page of the list (100 rows: enough for every filter test)."""
     query = [*(params or []), ("pageSize", "100")]
     return [row["id"] for row in (await list_invoices(client, tenant, query))["data"]]
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is an RFC 9457 problem of this status and code; returns its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body.keys() >= PROBLEM_FIELDS, body
-    assert body["status"] == status
-    assert body["requestId"] == response.headers["x-request-id"]
-    return body
-
-
-def error_fields(body: dict[str, Any]) -> set[str]:
-    return {error["field"] for error in body["errors"]}

@@ -10,14 +10,13 @@ import httpx
 from tests.conftest import TenantHandle, make_customer, make_invoice
 from tests.invoices.support import (
     act_ok,
-    assert_problem,
-    error_fields,
     fetch,
     invoice_in,
     item,
     list_invoices,
     timeline,
 )
+from tests.problems import assert_problem, error_fields
 
 NUMBER = re.compile(r"^INV-\d{4}-\d{5}$")
 ONE = {"description": "Work", "quantity": 1, "unitPrice": "1"}

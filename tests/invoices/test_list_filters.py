@@ -5,7 +5,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import TenantHandle, make_customer, make_invoice
-from tests.invoices.support import assert_problem, error_fields, invoice_in, item, listed_ids
+from tests.invoices.support import invoice_in, item, listed_ids
+from tests.problems import assert_problem, error_fields
 
 
 async def test_status_is_repeatable(client: httpx.AsyncClient, tenant_a: TenantHandle) -> None:

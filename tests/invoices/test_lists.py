@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from tests.conftest import TenantHandle, make_customer, make_invoice
-from tests.invoices.support import act_ok, assert_problem, error_fields, item, list_invoices
+from tests.invoices.support import act_ok, item, list_invoices
+from tests.problems import assert_problem, error_fields
 
 SORTS = ["createdAt", "-createdAt", "dueDate", "-dueDate", "total", "-total", "number", "-number"]
 DUE_DATES = ["2026-02-01", "2026-03-01", "2026-01-15"]

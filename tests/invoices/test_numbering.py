@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import TenantHandle, make_customer, make_invoice
-from tests.invoices.support import act, act_ok, assert_problem, fetch, invoice_in, list_invoices
+from tests.invoices.support import act, act_ok, fetch, invoice_in, list_invoices
+from tests.problems import assert_problem
 
 NUMBER = re.compile(r"^(?P<prefix>[A-Z]+)-(?P<year>\d{4})-(?P<seq>\d{5})$")
 

@@ -11,12 +11,12 @@ from tests.invoices.support import (
     STATUSES,
     ZERO_ITEMS,
     act,
-    assert_problem,
     fetch,
     invoice_in,
     list_invoices,
     timeline,
 )
+from tests.problems import assert_problem
 
 # (status, action) -> (status after, timestamp it sets, event it records), from API.md.
 ALLOWED: dict[tuple[str, str], tuple[str, str, str]] = {

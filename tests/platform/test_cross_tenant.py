@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from tests.conftest import TenantHandle, make_customer, make_invoice
-from tests.platform.problems import assert_problem
+from tests.problems import assert_problem
 
 ID_PARAMS = ("customer_id", "invoice_id")
 KNOWN_ROUTES = {

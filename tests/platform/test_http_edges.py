@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import TenantHandle
-from tests.platform.problems import assert_problem, error_fields
+from tests.problems import assert_problem, error_fields
 
 MAX_BODY = 1024 * 1024
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")

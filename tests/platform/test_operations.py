@@ -7,7 +7,7 @@ from tenvoice.config import Settings
 from tenvoice.main import create_app
 from tenvoice.platform.db import Database
 from tests.conftest import TenantHandle
-from tests.platform.problems import assert_problem
+from tests.problems import assert_problem
 
 
 def requests_total(exposition: str, method: str, route: str, status: str) -> float:

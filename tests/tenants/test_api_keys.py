@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from tenvoice.platform.db import Database
 from tests.conftest import TenantHandle
-from tests.platform.problems import assert_problem
+from tests.problems import assert_problem
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, TenantHandle, make_customer
-from tests.platform.problems import assert_problem
+from tests.problems import assert_problem
 
 TENANT_ROUTES = ["/api/customers", "/api/invoices"]
 

@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from tests.conftest import TenantHandle
-from tests.platform.problems import assert_problem, error_fields
+from tests.problems import assert_problem, error_fields
 
 
 async def create(client: httpx.AsyncClient, admin: dict[str, str], **body: Any) -> httpx.Response:
