@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -191,6 +192,20 @@ class Database:
         async with self._reads() as session:
             tenancy.bind_session(session.sync_session, tenant_id)
             yield session
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction, for single reads of platform tables.
+
+        Authentication runs one indexed SELECT per request; in autocommit it costs one round
+        trip instead of BEGIN, SELECT and ROLLBACK. It carries no tenant, and tenant-owned
+        tables are not read through it.
+        """
+        async with self.read_engine.connect() as connection:
+            if self.dialect == "postgresql":
+                # SQLite's BEGIN is issued by our own hook and costs no round trip.
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

@@ -98,12 +98,12 @@ def _stamp_tenant(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(TenantSession, "after_begin")
 def _set_rls_tenant(session: Session, _transaction: Any, connection: Any) -> None:
-    if connection.dialect.name != "postgresql":
-        return
     tenant = session_tenant(session)
-    # is_local=true: the setting dies with the transaction, so a pooled connection never
-    # carries one tenant's scope into another's request.
+    # No tenant, no statement: outside a transaction that set it, the setting is unset or
+    # empty, which the policies match to no row. is_local=true makes it die with the
+    # transaction, so a pooled connection never carries one tenant into another's request.
+    if tenant is None or connection.dialect.name != "postgresql":
+        return
     connection.execute(
-        text("SELECT set_config('app.tenant_id', :tenant, true)"),
-        {"tenant": str(tenant) if tenant else ""},
+        text("SELECT set_config('app.tenant_id', :tenant, true)"), {"tenant": str(tenant)}
     )

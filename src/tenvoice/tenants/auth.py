@@ -32,9 +32,9 @@ async def _authenticate(request: Request) -> tuple[Actor, uuid.UUID | None]:
     if not token.startswith(KEY_PREFIX):
         raise errors.InvalidApiKey("The key is not valid.")
     db: Database = request.app.state.db
-    async with db.read() as session:
+    async with db.lookup() as connection:
         found = (
-            await session.execute(
+            await connection.execute(
                 select(ApiKey.tenant_id, ApiKey.id, ApiKey.revoked_at).where(
                     ApiKey.key_hash == hash_key(token)
                 )
@@ -74,7 +74,7 @@ def _parse_tenant_header(value: str) -> uuid.UUID:
 
 
 async def _require_tenant(db: Database, tenant_id: uuid.UUID) -> None:
-    async with db.read() as session:
-        exists = await session.scalar(select(Tenant.id).where(Tenant.id == tenant_id))
+    async with db.lookup() as connection:
+        exists = await connection.scalar(select(Tenant.id).where(Tenant.id == tenant_id))
     if exists is None:
         raise errors.TenantNotFound("No tenant has the id in X-Tenant-Id.")
