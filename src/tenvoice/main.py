@@ -15,6 +15,7 @@ from tenvoice.platform.errors import ServiceUnavailable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
+from tenvoice.platform.migrate import schema_is_behind
 from tenvoice.tenants.routes import router as tenants_router
 
 log = logging.getLogger("tenvoice")
@@ -68,11 +69,15 @@ def _operations(app: FastAPI) -> None:
     async def readyz() -> dict[str, str]:
         db: Database = app.state.db
         try:
-            async with db.read_engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            async with db.lookup() as connection:
+                version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
-            raise ServiceUnavailable("The database is unreachable.") from None
+            raise ServiceUnavailable("The database is unreachable or not migrated.") from None
+        if schema_is_behind(version):
+            raise ServiceUnavailable(
+                f"The database schema is at {version}; run `tenvoice migrate` first."
+            )
         return {"status": "ready"}
 
     app.add_api_route("/metrics", metrics_response, include_in_schema=False)

@@ -1,9 +1,11 @@
 """Running migrations, and the row-level security every tenant-owned table gets."""
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command, op
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 import tenvoice
 from tenvoice.config import sqlite_path
@@ -20,6 +22,25 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url)
     return config
+
+
+@lru_cache
+def revisions() -> tuple[str, frozenset[str]]:
+    """This build's head revision and every revision it knows."""
+    scripts = ScriptDirectory.from_config(alembic_config(""))
+    head = scripts.get_current_head()
+    assert head is not None
+    return head, frozenset(script.revision for script in scripts.walk_revisions())
+
+
+def schema_is_behind(version: str | None) -> bool:
+    """Whether a database at `version` lacks migrations this build needs.
+
+    A version this build does not know was written by a newer build: migrations only expand
+    the schema before code relies on it, so that database is not behind.
+    """
+    head, known = revisions()
+    return version is None or (version in known and version != head)
 
 
 def upgrade(url: str, app_role: str, revision: str = "head") -> None:
