@@ -1,6 +1,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -57,7 +58,25 @@ def create_app(
     for router in (tenants_router, customers_router, invoices_router):
         app.include_router(router)
     _operations(app)
+    _openapi_problems_only_as_problem_json(app)
     return app
+
+
+def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
+    """Error responses are application/problem+json only; FastAPI also lists a JSON copy."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status >= "400" and "application/problem+json" in content:
+                        content.pop("application/json", None)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _operations(app: FastAPI) -> None:

@@ -102,6 +102,11 @@ async def test_openapi_describes_the_api(client: httpx.AsyncClient) -> None:
     schemas = spec["components"]["schemas"]
     assert "customerId" in schemas["InvoiceCreate"]["properties"]
     assert "customer_id" not in schemas["InvoiceCreate"]["properties"]
+    # Errors are documented as what they are: problem+json, and nothing else.
+    finalize = paths["/api/invoices/{invoice_id}/finalize"]["post"]["responses"]
+    assert {"401", "404", "409", "422"} <= set(finalize)
+    assert set(finalize["409"]["content"]) == {"application/problem+json"}
+    assert {"code", "requestId", "errors"} <= set(schemas["Problem"]["properties"])
 
 
 async def test_metrics_count_requests_by_route_template(

@@ -8,8 +8,13 @@ from tenvoice.customers import commands, queries
 from tenvoice.customers.models import Customer
 from tenvoice.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch, address_dict
 from tenvoice.platform.pagination import Page
+from tenvoice.platform.schemas import problem_responses
 
-router = APIRouter(prefix="/api/customers", tags=["customers"])
+router = APIRouter(
+    prefix="/api/customers",
+    tags=["customers"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
 
 
 def _out(customer: Customer) -> CustomerOut:

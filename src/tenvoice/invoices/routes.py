@@ -18,11 +18,15 @@ from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.money import MoneyError, parse_decimal
 from tenvoice.platform.pagination import Page, Sort
-from tenvoice.platform.schemas import Currency, IsoDate
+from tenvoice.platform.schemas import Currency, IsoDate, problem_responses
 from tenvoice.timeline import queries as timeline
 from tenvoice.timeline.schemas import Timeline
 
-router = APIRouter(prefix="/api/invoices", tags=["invoices"])
+router = APIRouter(
+    prefix="/api/invoices",
+    tags=["invoices"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
 
 
 def _out(invoice: Invoice) -> InvoiceOut:

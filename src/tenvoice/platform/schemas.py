@@ -83,3 +83,45 @@ def _percent(value: Decimal) -> Decimal:
     if not 0 <= value <= 100:
         raise ValueError("must be between 0 and 100")
     return value
+
+
+class FieldErrorOut(OutputModel):
+    field: str
+    message: str
+
+
+class Problem(OutputModel):
+    """An RFC 9457 problem, as every error response carries it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None
+    errors: list[FieldErrorOut] | None = None
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request (bad JSON, missing X-Tenant-Id for the admin key)",
+    401: "Missing, invalid or revoked credentials",
+    403: "The credential may not do this",
+    404: "No such object for this tenant",
+    409: "The object's state does not allow this",
+    413: "Body over the size limit",
+    415: "Body is not JSON",
+    422: "Validation failed; `errors` names each field",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json errors a router's routes can answer with."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {
+            "model": Problem,
+            "description": _PROBLEM_DESCRIPTIONS[status],
+            "content": {"application/problem+json": {"schema": schema}},
+        }
+        for status in statuses
+    }

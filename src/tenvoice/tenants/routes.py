@@ -4,10 +4,15 @@ from fastapi import APIRouter, Response
 
 from tenvoice.api import AdminReader, AdminUow, Paging
 from tenvoice.platform.pagination import Page
+from tenvoice.platform.schemas import problem_responses
 from tenvoice.tenants import commands, queries
 from tenvoice.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut
 
-router = APIRouter(prefix="/api/tenants", tags=["tenants"])
+router = APIRouter(
+    prefix="/api/tenants",
+    tags=["tenants"],
+    responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
+)
 
 
 @router.post("", status_code=201)
