@@ -240,7 +240,8 @@ class Invoice(TenantOwned, EventRecorder, Base):
                 )
             )
         if errors:
-            raise ValidationFailedMany(errors)
+            first, *more = errors
+            raise ValidationFailed(first.field, first.message, *more)
         total = sum(item.total for item in items)
         if total > MAX_MINOR_UNITS:
             raise ValidationFailed("items", "the invoice total is too large")
@@ -317,12 +318,6 @@ class InvoiceNumberCounter(TenantOwned, Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_value: Mapped[int] = mapped_column(BigInteger)
-
-
-class ValidationFailedMany(ValidationFailed):
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__(errors[0].field, errors[0].message)
-        self.errors = errors
 
 
 _WIRE_NAMES = {

@@ -58,8 +58,8 @@ class ValidationFailed(AppError):
     code = "validation_failed"
     title = "Validation failed"
 
-    def __init__(self, field: str, message: str):
-        super().__init__(message, errors=[FieldError(field, message)])
+    def __init__(self, field: str, message: str, *more: FieldError):
+        super().__init__(message, errors=[FieldError(field, message), *more])
 
 
 class ServiceUnavailable(AppError):

@@ -120,9 +120,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
     code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
-    detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else title
     if exc.status_code == 404:
         detail = "No such route."
+    else:
+        detail = exc.detail if isinstance(exc.detail, str) else title
     return problem(exc.status_code, code, title, detail, headers=headers)
 
 
