@@ -8,7 +8,7 @@ from tenvoice.config import Settings
 from tenvoice.main import create_app
 from tenvoice.platform.db import Database
 from tenvoice.platform.migrate import revisions, schema_is_behind
-from tests.conftest import TenantHandle
+from tests.conftest import ADMIN_KEY, TenantHandle
 from tests.problems import assert_problem
 
 
@@ -52,6 +52,25 @@ async def test_readyz_is_503_when_the_database_is_unreachable(settings: Settings
         assert leak not in problem["detail"]
     # Liveness is about the process: a database outage must not get it restarted.
     assert alive.status_code == 200
+
+
+async def test_tenant_routes_are_503_while_the_database_is_down(settings: Settings) -> None:
+    unreachable = Database("postgresql://nobody@127.0.0.1:1/none")
+    app = create_app(settings, db=unreachable)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    key = {"Authorization": "Bearer tv_sk_" + "a" * 43}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://tenvoice.test") as c:
+            responses = [
+                await c.get("/api/customers", headers=key),
+                await c.get("/api/tenants", headers={"Authorization": f"Bearer {ADMIN_KEY}"}),
+            ]
+    finally:
+        await unreachable.dispose()
+    for response in responses:
+        problem = assert_problem(response, 503, "service_unavailable")
+        assert response.headers["retry-after"] == "1"
+        assert "refused" not in problem["detail"]
 
 
 async def test_readyz_is_503_until_the_database_is_migrated(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
@@ -155,7 +156,31 @@ def _allowed_methods(request: Request) -> set[str]:
     return allowed
 
 
+async def _dependency_down(request: Request, exc: Exception) -> Response:
+    # Connection refused or lost, pool exhausted, SQLite's lock wait run out: the request
+    # may well succeed in a moment, which is what 503 with Retry-After says.
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem(
+        503,
+        "service_unavailable",
+        "A dependency is unavailable",
+        "The database is unavailable; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+# Failures of the database as a service, as opposed to errors in what was asked of it.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    for error in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error, _dependency_down)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
