@@ -55,8 +55,15 @@ async def _admin_reader(
         yield session
 
 
+def _public_links(request: Request) -> str:
+    """The base of the public links this response hands out (hostedUrl)."""
+    configured: str | None = request.app.state.settings.public_base_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
 TenantUow = Annotated[UnitOfWork, Depends(_tenant_uow)]
 TenantReader = Annotated[ReadSession, Depends(_tenant_reader)]
 AdminUow = Annotated[UnitOfWork, Depends(_admin_uow)]
 AdminReader = Annotated[ReadSession, Depends(_admin_reader)]
 Paging = Annotated[PageRequest, Depends(page_request)]
+PublicLinks = Annotated[str, Depends(_public_links)]

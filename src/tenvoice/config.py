@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     admin_key: str | None = None
     gateway_webhook_secret: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Where customers reach this service, for the invoice links it hands out (hostedUrl);
+    # unset, each link uses the address its request came in on.
+    public_base_url: str | None = None
 
     @property
     def is_sqlite(self) -> bool:

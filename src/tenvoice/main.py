@@ -10,6 +10,7 @@ from tenvoice import __version__
 from tenvoice.config import Settings, ensure_embedded_secrets, get_settings
 from tenvoice.customers.routes import router as customers_router
 from tenvoice.handlers import EVENT_HANDLERS
+from tenvoice.invoices.routes import public_router as hosted_invoices_router
 from tenvoice.invoices.routes import router as invoices_router
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import ServiceUnavailable
@@ -55,7 +56,7 @@ def create_app(
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    for router in (tenants_router, customers_router, invoices_router):
+    for router in (tenants_router, customers_router, invoices_router, hosted_invoices_router):
         app.include_router(router)
     _operations(app)
     _openapi_problems_only_as_problem_json(app)

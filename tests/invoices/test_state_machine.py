@@ -18,6 +18,7 @@ from tenvoice.platform.errors import ValidationFailed
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 NUMBER = "INV-2026-00042"
+TOKEN = "hosted-link-token"
 # API.md, "Invoices": written out here, not read from the code under test.
 ALLOWED = {
     "draft": {"open"},
@@ -31,7 +32,7 @@ PAIRS = [(current, target) for current in STATUSES for target in STATUSES]
 
 Action = Callable[[Invoice], None]
 ACTIONS: dict[str, tuple[Action, str]] = {
-    "finalize": (lambda invoice: invoice.finalize(NUMBER, AT), "open"),
+    "finalize": (lambda invoice: invoice.finalize(NUMBER, TOKEN, AT), "open"),
     "void": (lambda invoice: invoice.void(AT), "void"),
     "mark_uncollectible": (lambda invoice: invoice.mark_uncollectible(AT), "uncollectible"),
 }
@@ -53,7 +54,7 @@ def _invoice_in(status: str) -> Invoice:
     """An invoice in `status`, its events already collected."""
     invoice = _draft("0" if status == "paid" else "100")
     if status != "draft":
-        invoice.finalize("INV-2026-00001", AT)
+        invoice.finalize("INV-2026-00001", TOKEN, AT)
     if status == "void":
         invoice.void(AT)
     if status == "uncollectible":
@@ -133,7 +134,7 @@ def test_send_only_what_is_still_owed(status: str) -> None:
 def test_zero_total_invoice_is_paid_on_finalize() -> None:
     invoice = _draft("0")
     invoice.pull_events()
-    invoice.finalize(NUMBER, AT)
+    invoice.finalize(NUMBER, TOKEN, AT)
     assert invoice.status == "paid"
     assert (invoice.finalized_at, invoice.paid_at) == (AT, AT)
     assert invoice.amount_due == 0
@@ -146,7 +147,7 @@ def test_zero_total_invoice_is_paid_on_finalize() -> None:
 
 def test_a_nonzero_invoice_stays_open_on_finalize() -> None:
     invoice = _draft("0.01")
-    invoice.finalize(NUMBER, AT)
+    invoice.finalize(NUMBER, TOKEN, AT)
     assert invoice.status == "open"
     assert invoice.paid_at is None
     assert invoice.amount_due == 1

@@ -11,9 +11,16 @@ from sqlalchemy.orm import selectinload
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
 from tenvoice.invoices.errors import CustomerDeleted, InvoiceNotFound
-from tenvoice.invoices.models import Invoice, InvoiceNumberCounter, InvoiceStatus, Line
+from tenvoice.invoices.models import (
+    HostedInvoiceLink,
+    Invoice,
+    InvoiceNumberCounter,
+    InvoiceStatus,
+    Line,
+)
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import ValidationFailed
+from tenvoice.platform.tokens import new_token, token_hash
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.models import Tenant
 
@@ -178,7 +185,14 @@ async def _finalize(uow: UnitOfWork, invoice: Invoice, tenant: Tenant) -> None:
         raise CustomerDeleted("Its customer was deleted; change the customer first.")
     now = utcnow()
     sequence = await _next_in_sequence(uow, tenant.id, now.year)
-    invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", now)
+    token = new_token()
+    invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", token, now)
+    # The link references the invoice, which may still be pending (create with finalize);
+    # the unit of work orders inserts only along relationships, so the invoice goes first.
+    await uow.session.flush()
+    uow.session.add(
+        HostedInvoiceLink(tenant_id=tenant.id, invoice_id=invoice.id, token_hash=token_hash(token))
+    )
 
 
 async def _next_in_sequence(uow: UnitOfWork, tenant_id: uuid.UUID, year: int) -> int:

@@ -138,6 +138,8 @@ class Invoice(TenantOwned, EventRecorder, Base):
     paid_at: Mapped[datetime | None] = mapped_column(default=None)
     voided_at: Mapped[datetime | None] = mapped_column(default=None)
     marked_uncollectible_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The secret in the invoice's public link (hostedUrl); set when it is finalized.
+    hosted_token: Mapped[str | None] = mapped_column(String(64), default=None)
 
     items: Mapped[list[InvoiceItem]] = relationship(
         order_by=InvoiceItem.position, cascade="all, delete-orphan", lazy="raise"
@@ -252,9 +254,10 @@ class Invoice(TenantOwned, EventRecorder, Base):
 
     # -- the status machine ------------------------------------------------------------
 
-    def finalize(self, number: str, at: datetime) -> None:
+    def finalize(self, number: str, hosted_token: str, at: datetime) -> None:
         self._move(S.OPEN, "finalize")
         self.number = number
+        self.hosted_token = hosted_token
         self.finalized_at = self.updated_at = at
         self.record(
             events.InvoiceFinalized(
@@ -305,6 +308,27 @@ class Invoice(TenantOwned, EventRecorder, Base):
     def _move(self, target: InvoiceStatus, action: str) -> None:
         self.check_transition(target, action)
         self.status = target.value
+
+
+class HostedInvoiceLink(Base):
+    """Finds the invoice behind a public link before any tenant is known.
+
+    A platform table like `api_keys`: it holds only the SHA-256 of the link's token, so a
+    copy of it opens no invoice.
+    """
+
+    __tablename__ = "hosted_invoice_links"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "invoice_id"], ["invoices.tenant_id", "invoices.id"], ondelete="CASCADE"
+        ),
+        Index("ix_hosted_invoice_links_token_hash", "token_hash", unique=True),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class InvoiceNumberCounter(TenantOwned, Base):

@@ -5,40 +5,13 @@ free of a layout engine and renders a 500-line invoice in milliseconds.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from tenvoice.invoices.document import DocumentLine, InvoiceDocument
 
 PAGE_WIDTH, PAGE_HEIGHT = 595, 842  # A4 in points
 MARGIN = 50
 LINE = 14
 ROWS_PER_PAGE = 42
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentLine:
-    description: str
-    quantity: str
-    unit_price: str
-    tax_rate: str
-    total: str
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceDocument:
-    seller: str
-    number: str | None
-    status: str
-    currency: str
-    issue_date: str
-    due_date: str
-    customer_name: str
-    customer_email: str
-    lines: list[DocumentLine]
-    subtotal: str
-    tax: str
-    total: str
-    amount_paid: str
-    amount_due: str
-    memo: str | None
 
 
 def render(document: InvoiceDocument) -> bytes:

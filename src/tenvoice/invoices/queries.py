@@ -8,16 +8,18 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, inspect, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenvoice.customers.models import Customer
+from tenvoice.invoices.document import DocumentLine, InvoiceDocument
 from tenvoice.invoices.errors import InvoiceNotFound
-from tenvoice.invoices.models import Invoice, InvoiceItem
-from tenvoice.invoices.pdf import DocumentLine, InvoiceDocument
+from tenvoice.invoices.models import HostedInvoiceLink, Invoice, InvoiceItem
 from tenvoice.invoices.schemas import InvoiceOut, invoice_view
 from tenvoice.platform.db import ReadSession, utcnow
 from tenvoice.platform.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
 from tenvoice.platform.pagination import Page, PageRequest, Sort, SortColumn, paginate, sorts
 from tenvoice.platform.sql import contains
+from tenvoice.platform.tokens import token_hash
 from tenvoice.tenants.models import Tenant
 
 SORTS = sorts(
@@ -51,17 +53,17 @@ class InvoiceFilters:
     search: str | None = None
 
 
-async def get_invoice(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceOut:
+async def get_invoice(session: ReadSession, invoice_id: uuid.UUID, links: str) -> InvoiceOut:
     row = (await session.execute(select(*_INVOICE_COLUMNS).where(Invoice.id == invoice_id))).first()
     if row is None:
         raise InvoiceNotFound(f"No invoice {invoice_id}.")
     items = await _items(session, [invoice_id])
-    return invoice_view(row, items[invoice_id], utcnow().date())
+    return invoice_view(row, items[invoice_id], utcnow().date(), links)
 
 
 async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceDocument:
     """What the PDF shows: the invoice as the API returns it, with both parties' names."""
-    invoice = await get_invoice(session, invoice_id)
+    invoice = await get_invoice(session, invoice_id, links="")
     parties = (
         await session.execute(
             select(Customer.name, Customer.email, Tenant.name.label("seller"))
@@ -93,20 +95,34 @@ async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> Invoi
     )
 
 
+async def find_hosted_link(
+    connection: AsyncConnection, token: str
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(tenant, invoice) behind a public link's token, looked up by the token's hash."""
+    row = (
+        await connection.execute(
+            select(HostedInvoiceLink.tenant_id, HostedInvoiceLink.invoice_id).where(
+                HostedInvoiceLink.token_hash == token_hash(token)
+            )
+        )
+    ).first()
+    return None if row is None else (row.tenant_id, row.invoice_id)
+
+
 async def require_invoice(session: ReadSession, invoice_id: uuid.UUID) -> None:
     if await session.scalar(select(Invoice.id).where(Invoice.id == invoice_id)) is None:
         raise InvoiceNotFound(f"No invoice {invoice_id}.")
 
 
 async def list_invoices(
-    session: ReadSession, filters: InvoiceFilters, sort: Sort, page: PageRequest
+    session: ReadSession, filters: InvoiceFilters, sort: Sort, page: PageRequest, links: str
 ) -> Page[InvoiceOut]:
     today = utcnow().date()
     statement = _filtered(select(*_INVOICE_COLUMNS), filters, today)
     result = await paginate(session, statement, sort, page)
     items = await _items(session, [row.id for row in result.rows])
     return Page(
-        data=[invoice_view(row, items[row.id], today) for row in result.rows],
+        data=[invoice_view(row, items[row.id], today, links) for row in result.rows],
         pagination=result.pagination,
     )
 

@@ -1,11 +1,15 @@
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 
-from tenvoice.api import Paging, TenantReader, TenantUow
-from tenvoice.invoices import commands, pdf, queries
+from tenvoice.api import Paging, PublicLinks, TenantReader, TenantUow
+from tenvoice.invoices import commands, hosted, pdf, queries
+from tenvoice.invoices.document import InvoiceDocument
+from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.invoices.models import Invoice, InvoiceStatus
 from tenvoice.invoices.schemas import (
     InvoiceCreate,
@@ -14,7 +18,7 @@ from tenvoice.invoices.schemas import (
     InvoicePatch,
     invoice_view,
 )
-from tenvoice.platform.db import utcnow
+from tenvoice.platform.db import Database, ReadSession, utcnow
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.money import MoneyError, parse_decimal
 from tenvoice.platform.pagination import Page, Sort
@@ -29,8 +33,8 @@ router = APIRouter(
 )
 
 
-def _out(invoice: Invoice) -> InvoiceOut:
-    return invoice_view(invoice, invoice.items, utcnow().date())
+def _out(invoice: Invoice, links: str) -> InvoiceOut:
+    return invoice_view(invoice, invoice.items, utcnow().date(), links)
 
 
 def _lines(items: list[InvoiceItemIn]) -> list[commands.LineInput]:
@@ -87,7 +91,7 @@ def invoice_sort(sort: Annotated[str, Query()] = queries.DEFAULT_SORT) -> Sort:
 
 
 @router.post("", status_code=201)
-async def create_invoice(body: InvoiceCreate, uow: TenantUow) -> InvoiceOut:
+async def create_invoice(body: InvoiceCreate, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
     command = commands.CreateInvoice(
         customer_id=body.customer_id,
         currency=body.currency,
@@ -98,7 +102,7 @@ async def create_invoice(body: InvoiceCreate, uow: TenantUow) -> InvoiceOut:
         metadata=body.metadata,
         finalize=body.finalize,
     )
-    return _out(await uow.run(commands.create_invoice, command))
+    return _out(await uow.run(commands.create_invoice, command), links)
 
 
 @router.get("")
@@ -107,23 +111,26 @@ async def list_invoices(
     page: Paging,
     filters: Annotated[queries.InvoiceFilters, Depends(invoice_filters)],
     sort: Annotated[Sort, Depends(invoice_sort)],
+    links: PublicLinks,
 ) -> Page[InvoiceOut]:
-    return await queries.list_invoices(session, filters, sort, page)
+    return await queries.list_invoices(session, filters, sort, page, links)
 
 
 @router.get("/{invoice_id}")
-async def get_invoice(invoice_id: UUID, session: TenantReader) -> InvoiceOut:
-    return await queries.get_invoice(session, invoice_id)
+async def get_invoice(invoice_id: UUID, session: TenantReader, links: PublicLinks) -> InvoiceOut:
+    return await queries.get_invoice(session, invoice_id, links)
 
 
 @router.patch("/{invoice_id}")
-async def revise_invoice(invoice_id: UUID, body: InvoicePatch, uow: TenantUow) -> InvoiceOut:
+async def revise_invoice(
+    invoice_id: UUID, body: InvoicePatch, uow: TenantUow, links: PublicLinks
+) -> InvoiceOut:
     fields = body.model_dump(exclude_unset=True, exclude={"items"})
     if "metadata" in fields:
         fields["metadata_"] = fields.pop("metadata")
     items = _lines(body.items) if body.items is not None else None
     command = commands.ReviseInvoice(invoice_id, fields, items)
-    return _out(await uow.run(commands.revise_invoice, command))
+    return _out(await uow.run(commands.revise_invoice, command), links)
 
 
 @router.delete("/{invoice_id}", status_code=204)
@@ -133,24 +140,26 @@ async def delete_invoice(invoice_id: UUID, uow: TenantUow) -> Response:
 
 
 @router.post("/{invoice_id}/finalize")
-async def finalize_invoice(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
-    return _out(await uow.run(commands.finalize_invoice, commands.InvoiceAction(invoice_id)))
+async def finalize_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
+    return _out(await uow.run(commands.finalize_invoice, commands.InvoiceAction(invoice_id)), links)
 
 
 @router.post("/{invoice_id}/send")
-async def send_invoice(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
-    return _out(await uow.run(commands.send_invoice, commands.InvoiceAction(invoice_id)))
+async def send_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
+    return _out(await uow.run(commands.send_invoice, commands.InvoiceAction(invoice_id)), links)
 
 
 @router.post("/{invoice_id}/void")
-async def void_invoice(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
-    return _out(await uow.run(commands.void_invoice, commands.InvoiceAction(invoice_id)))
+async def void_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
+    return _out(await uow.run(commands.void_invoice, commands.InvoiceAction(invoice_id)), links)
 
 
 @router.post("/{invoice_id}/mark-uncollectible")
-async def mark_invoice_uncollectible(invoice_id: UUID, uow: TenantUow) -> InvoiceOut:
+async def mark_invoice_uncollectible(
+    invoice_id: UUID, uow: TenantUow, links: PublicLinks
+) -> InvoiceOut:
     command = commands.InvoiceAction(invoice_id)
-    return _out(await uow.run(commands.mark_invoice_uncollectible, command))
+    return _out(await uow.run(commands.mark_invoice_uncollectible, command), links)
 
 
 @router.get("/{invoice_id}/timeline")
@@ -166,9 +175,49 @@ async def invoice_timeline(invoice_id: UUID, session: TenantReader) -> Timeline:
 )
 async def invoice_pdf(invoice_id: UUID, session: TenantReader) -> Response:
     document = await queries.invoice_document(session, invoice_id)
-    name = document.number or f"draft-{invoice_id}"
+    return _pdf(document, document.number or f"draft-{invoice_id}")
+
+
+def _pdf(document: InvoiceDocument, name: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         pdf.render(document),
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+        headers={**(headers or {}), "Content-Disposition": f'inline; filename="{name}.pdf"'},
     )
+
+
+public_router = APIRouter(prefix="/hosted/invoices", tags=["hosted invoices"])
+
+
+async def _linked_invoice(
+    request: Request, token: Annotated[str, Path(max_length=100)]
+) -> AsyncIterator[tuple[ReadSession, UUID]]:
+    """The invoice behind a public link, read as its own tenant (all tenancy layers hold)."""
+    db: Database = request.app.state.db
+    async with db.lookup() as connection:
+        link = await queries.find_hosted_link(connection, token)
+    if link is None:
+        raise InvoiceNotFound("No invoice behind this link.")
+    tenant_id, invoice_id = link
+    async with db.read(tenant_id) as session:
+        yield session, invoice_id
+
+
+LinkedInvoice = Annotated[tuple[ReadSession, UUID], Depends(_linked_invoice)]
+
+
+@public_router.get("/{token}", response_class=HTMLResponse)
+async def hosted_invoice_page(token: str, linked: LinkedInvoice) -> HTMLResponse:
+    document = await queries.invoice_document(*linked)
+    page = hosted.render_page(document, pdf_href=f"{token}/pdf")
+    return HTMLResponse(page, headers=hosted.HEADERS)
+
+
+@public_router.get(
+    "/{token}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The invoice as a PDF"}},
+)
+async def hosted_invoice_pdf(linked: LinkedInvoice) -> Response:
+    document = await queries.invoice_document(*linked)
+    return _pdf(document, document.number or "invoice", hosted.HEADERS)

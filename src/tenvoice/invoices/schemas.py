@@ -107,9 +107,9 @@ class InvoiceOut(OutputModel):
     hosted_url: str | None
 
 
-def invoice_view(invoice: Any, items: list[Any], today: date) -> InvoiceOut:
+def invoice_view(invoice: Any, items: list[Any], today: date, links: str) -> InvoiceOut:
     """The wire form of an invoice from anything with its column attributes: the aggregate
-    after a command, or a row a query selected."""
+    after a command, or a row a query selected. `links` is the public base of hosted pages."""
     currency: str = invoice.currency
     exponent = currency_exponent(currency)
     return InvoiceOut(
@@ -150,5 +150,7 @@ def invoice_view(invoice: Any, items: list[Any], today: date) -> InvoiceOut:
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
         marked_uncollectible_at=invoice.marked_uncollectible_at,
-        hosted_url=None,
+        hosted_url=f"{links}/hosted/invoices/{invoice.hosted_token}"
+        if invoice.hosted_token
+        else None,
     )

@@ -1,22 +1,17 @@
-"""API key material: generation and hashing.
+"""API key material: `tv_sk_` and 256 random bits, stored only as its hash."""
 
-A key carries 256 random bits, so a single SHA-256 is enough to store it safely (a slow
-password hash protects low-entropy secrets; it would only slow every request here).
-"""
-
-import hashlib
-import secrets
+from tenvoice.platform.tokens import new_token, token_hash
 
 KEY_PREFIX = "tv_sk_"
 DISPLAY_PREFIX_LENGTH = 12
 
 
 def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    return KEY_PREFIX + new_token()
 
 
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    return token_hash(key)
 
 
 def display_prefix(key: str) -> str:
