@@ -250,3 +250,24 @@ async def test_search_takes_wildcards_literally(
 async def test_search_must_not_be_empty(client: httpx.AsyncClient, tenant_a: TenantHandle) -> None:
     response = await client.get("/api/customers", params={"search": ""}, headers=tenant_a.headers)
     assert_problem(response, 422, "validation_failed")
+
+
+async def test_customer_timeline_records_each_change(
+    client: httpx.AsyncClient, tenant_a: TenantHandle
+) -> None:
+    customer = await make_customer(client, tenant_a)
+    base = f"/api/customers/{customer['id']}"
+    await client.patch(base, json={"phone": "+1 555 0100"}, headers=tenant_a.headers)
+    # A PATCH that changes nothing records nothing.
+    await client.patch(base, json={"name": customer["name"]}, headers=tenant_a.headers)
+
+    events = (await client.get(f"{base}/timeline", headers=tenant_a.headers)).json()["data"]
+
+    assert [e["eventType"] for e in events] == ["customer.created", "customer.updated"]
+    assert events[1]["data"]["changed"] == ["phone"]
+    assert {e["entityId"] for e in events} == {customer["id"]}
+    assert all(e["actor"] == {"type": "api_key", "id": tenant_a.key_id} for e in events)
+
+    await client.delete(base, headers=tenant_a.headers)
+    gone = await client.get(f"{base}/timeline", headers=tenant_a.headers)
+    assert gone.status_code == 404

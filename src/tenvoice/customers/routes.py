@@ -9,6 +9,8 @@ from tenvoice.customers.models import Customer
 from tenvoice.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch, address_dict
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import problem_responses
+from tenvoice.timeline import queries as timeline
+from tenvoice.timeline.schemas import Timeline
 
 router = APIRouter(
     prefix="/api/customers",
@@ -71,3 +73,10 @@ async def update_customer(customer_id: UUID, body: CustomerPatch, uow: TenantUow
 async def delete_customer(customer_id: UUID, uow: TenantUow) -> Response:
     await uow.run(commands.delete_customer, commands.DeleteCustomer(customer_id))
     return Response(status_code=204)
+
+
+@router.get("/{customer_id}/timeline")
+async def customer_timeline(customer_id: UUID, session: TenantReader) -> Timeline:
+    """The customer's own events (created, updated, deleted), oldest first."""
+    await queries.get_customer(session, customer_id)
+    return await timeline.stream(session, customer_id)
