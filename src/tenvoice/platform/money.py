@@ -96,16 +96,16 @@ def to_minor(amount: Decimal, currency: str) -> int:
 def format_minor(minor: int, currency: str) -> str:
     """Integer minor units as the wire string: exactly the currency's digits ("277.50")."""
     exponent = currency_exponent(currency)
-    return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+    if exponent == 0:
+        return str(minor)
+    # Integer arithmetic: this runs for every amount of every invoice in a list response.
+    whole, fraction = divmod(abs(minor), 10**exponent)
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{whole}.{fraction:0{exponent}d}"
 
 
 def format_decimal(value: Decimal, min_places: int = 0) -> str:
     """A Decimal in plain notation with at least `min_places` decimals and no trailing noise."""
-    places = max(min_places, -_exponent(value.normalize()))
-    return f"{value:.{places}f}"
-
-
-def _exponent(value: Decimal) -> int:
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    return min(exponent, 0)
+    whole, _, fraction = f"{value:f}".partition(".")
+    fraction = fraction.rstrip("0").ljust(min_places, "0")
+    return f"{whole}.{fraction}" if fraction else whole
