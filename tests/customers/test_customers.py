@@ -65,7 +65,8 @@ async def test_create_with_only_required_fields(
         ({"tenantId": str(uuid.uuid4())}, "tenantId"),
         ({"metadata": {f"k{n}": "v" for n in range(51)}}, "metadata"),
         ({"metadata": {"k": "v" * 501}}, "metadata.k"),
-        ({"metadata": {"k": 1}}, "metadata.k"),
+        ({"metadata": {"k": None}}, "metadata.k"),
+        ({"metadata": {"k": {"nested": "v"}}}, "metadata.k"),
     ],
 )
 async def test_create_rejects_invalid_input(
@@ -271,3 +272,24 @@ async def test_customer_timeline_records_each_change(
     await client.delete(base, headers=tenant_a.headers)
     gone = await client.get(f"{base}/timeline", headers=tenant_a.headers)
     assert gone.status_code == 404
+
+
+async def test_metadata_numbers_and_booleans_become_strings(
+    client: httpx.AsyncClient, tenant_a: TenantHandle
+) -> None:
+    # As Stripe's form encoding does: metadata values are strings.
+    customer = await make_customer(client, tenant_a, metadata={"n": 5, "ok": True, "x": 1.5})
+    assert customer["metadata"] == {"n": "5", "ok": "true", "x": "1.5"}
+
+
+@pytest.mark.parametrize(
+    "email", ["ada@example.test", "ops@acme.local", "root@localhost", "ünï@exämple.com"]
+)
+async def test_any_well_formed_email_is_accepted(
+    client: httpx.AsyncClient, tenant_a: TenantHandle, email: str
+) -> None:
+    response = await client.post(
+        "/api/customers", json={"name": "Ada", "email": email}, headers=tenant_a.headers
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] == email

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 from tenvoice.api import Paging, TenantReader, TenantUow
 from tenvoice.customers import commands, queries
 from tenvoice.customers.models import Customer
-from tenvoice.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch, address_dict
+from tenvoice.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch, address_value
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import problem_responses
 from tenvoice.timeline import queries as timeline
@@ -38,7 +38,7 @@ async def create_customer(body: CustomerCreate, uow: TenantUow) -> CustomerOut:
         name=body.name,
         email=body.email,
         phone=body.phone,
-        address=address_dict(body.address),
+        address=address_value(body.address),
         metadata=body.metadata,
     )
     return _out(await uow.run(commands.create_customer, command))
@@ -62,7 +62,7 @@ async def get_customer(customer_id: UUID, session: TenantReader) -> CustomerOut:
 async def update_customer(customer_id: UUID, body: CustomerPatch, uow: TenantUow) -> CustomerOut:
     changes = body.model_dump(exclude_unset=True)
     if "address" in changes:
-        changes["address"] = address_dict(body.address)
+        changes["address"] = address_value(body.address)
     if "metadata" in changes:
         changes["metadata_"] = changes.pop("metadata")
     command = commands.UpdateCustomer(customer_id, changes)

@@ -2,9 +2,9 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import Field, field_validator
 
-from tenvoice.platform.schemas import InputModel, Metadata, OutputModel
+from tenvoice.platform.schemas import Email, InputModel, Metadata, OutputModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Phone = Annotated[str, Field(min_length=1, max_length=40)]
@@ -21,7 +21,7 @@ class Address(InputModel):
 
 class CustomerCreate(InputModel):
     name: Name
-    email: EmailStr
+    email: Email
     phone: Phone | None = None
     address: Address | None = None
     metadata: Metadata = Field(default_factory=dict)
@@ -29,7 +29,7 @@ class CustomerCreate(InputModel):
 
 class CustomerPatch(InputModel):
     name: Name | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Phone | None = None
     address: Address | None = None
     metadata: Metadata | None = None
@@ -54,5 +54,6 @@ class CustomerOut(OutputModel):
     updated_at: datetime
 
 
-def address_dict(address: Address | None) -> dict[str, Any] | None:
+def address_value(address: Address | None) -> dict[str, Any] | None:
+    """The address as stored and returned: the object with camelCase keys."""
     return None if address is None else address.model_dump(by_alias=True)

@@ -75,6 +75,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# JSON on SQLite, binary JSONB on PostgreSQL.
+JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(
         naming_convention={
@@ -88,8 +92,8 @@ class Base(DeclarativeBase):
     type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
         uuid.UUID: Uuid(),
         datetime: UTCDateTime(),
-        dict[str, Any]: JSON().with_variant(JSONB(), "postgresql"),
-        dict[str, str]: JSON().with_variant(JSONB(), "postgresql"),
+        dict[str, Any]: JSON_DOCUMENT,
+        dict[str, str]: JSON_DOCUMENT,
     }
 
 

@@ -39,8 +39,23 @@ AmountInput = Annotated[Decimal, _decimal(6, "amount")]
 Quantity = Annotated[Decimal, _decimal(4, "quantity"), AfterValidator(lambda v: _positive(v))]
 UnitPrice = Annotated[Decimal, _decimal(6, "unitPrice"), AfterValidator(lambda v: _non_negative(v))]
 TaxRate = Annotated[Decimal, _decimal(4, "taxRate"), AfterValidator(lambda v: _percent(v))]
+
+
+def _metadata_value(value: Any) -> str:
+    # Stripe's form encoding turns numbers and booleans into strings; a JSON client gets the
+    # same. Structures and null have no string form to agree on.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError("metadata values are strings (numbers and booleans are converted)")
+    return value
+
+
+MetadataValue = Annotated[str, BeforeValidator(_metadata_value), Field(max_length=500)]
 Metadata = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(max_length=500)]],
+    dict[Annotated[str, Field(min_length=1, max_length=40)], MetadataValue],
     Field(max_length=50),
 ]
 
@@ -57,6 +72,24 @@ def _iso_date(value: Any) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise ValueError("is not a real calendar date") from None
+
+
+# The WHATWG grammar of <input type=email> (https://html.spec.whatwg.org/#valid-e-mail-address),
+# what browsers accept, widened to non-ASCII letters. Syntax only: whether a mailbox exists,
+# or whether its domain is reserved for testing (example.test), is not ours to refuse.
+_EMAIL = re.compile(
+    r"^[\w.!#$%&'*+/=?^`{|}~-]+"
+    r"@[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?(?:\.[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?)*$"
+)
+
+
+def _email(value: Any) -> str:
+    if not isinstance(value, str) or not _EMAIL.match(value) or ".." in value:
+        raise ValueError("must be an email address such as ada@example.com")
+    return value
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 
 
 # Only YYYY-MM-DD: lax parsing would also take a Unix timestamp or a datetime string.
