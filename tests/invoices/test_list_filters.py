@@ -18,6 +18,9 @@ async def test_status_is_repeatable(client: httpx.AsyncClient, tenant_a: TenantH
     for wanted in (["open"], ["open", "paid"], ["draft", "void", "uncollectible"]):
         ids = await listed_ids(client, tenant_a, [("status", s) for s in wanted])
         assert sorted(ids) == sorted(by_status[s] for s in wanted), wanted
+        # The comma-separated form selects the same.
+        joined = await listed_ids(client, tenant_a, [("status", ",".join(wanted))])
+        assert sorted(joined) == sorted(ids), wanted
     assert len(await listed_ids(client, tenant_a)) == 5
 
 
@@ -157,8 +160,9 @@ async def test_filters_never_reach_another_tenant(
 
 async def test_bad_filter_values_are_422(client: httpx.AsyncClient, tenant_a: TenantHandle) -> None:
     cases: list[tuple[list[tuple[str, str]], str]] = [
-        ([("status", "bogus")], "status[0]"),
-        ([("status", "open"), ("status", "OPEN")], "status[1]"),
+        ([("status", "bogus")], "status"),
+        ([("status", "open"), ("status", "OPEN")], "status"),
+        ([("status", "open,bogus")], "status"),
         ([("sort", "bogus")], "sort"),
         ([("sort", "created_at")], "sort"),
         ([("customerId", "nope")], "customerId"),

@@ -53,8 +53,18 @@ def _amount(name: str, value: str | None) -> Decimal | None:
         raise ValidationFailed(name, str(exc)) from None
 
 
+def _statuses(values: list[str]) -> tuple[str, ...]:
+    """`status` repeated (status=open&status=paid) or comma-separated (status=open,paid)."""
+    wanted = [part.strip() for value in values for part in value.split(",")]
+    allowed = {status.value for status in InvoiceStatus}
+    unknown = [value for value in wanted if value not in allowed]
+    if unknown:
+        raise ValidationFailed("status", f"must be among {', '.join(sorted(allowed))}")
+    return tuple(dict.fromkeys(wanted))
+
+
 def invoice_filters(
-    status: Annotated[list[InvoiceStatus] | None, Query()] = None,
+    status: Annotated[list[str] | None, Query(max_length=200)] = None,
     customer_id: Annotated[UUID | None, Query(alias="customerId")] = None,
     currency: Annotated[Currency | None, Query()] = None,
     overdue: Annotated[bool | None, Query()] = None,
@@ -68,7 +78,7 @@ def invoice_filters(
 ) -> queries.InvoiceFilters:
     low, high = _amount("minTotal", min_total), _amount("maxTotal", max_total)
     return queries.InvoiceFilters(
-        statuses=tuple(s.value for s in status or ()),
+        statuses=_statuses(status or []),
         customer_id=customer_id,
         currency=currency,
         overdue=overdue,

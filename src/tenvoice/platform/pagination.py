@@ -37,6 +37,7 @@ class OffsetPage:
 class CursorPage:
     limit: int
     cursor: str | None
+    include_total: bool = False
 
 
 PageRequest = OffsetPage | CursorPage
@@ -49,12 +50,12 @@ def page_request(
     limit: Annotated[int | None, Query(ge=1, le=100)] = None,
     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
 ) -> PageRequest:
-    offset_given = page is not None or page_size is not None or include_total is not None
+    offset_given = page is not None or page_size is not None
     if offset_given and (cursor is not None or limit is not None):
         field = "cursor" if cursor is not None else "limit"
         raise ValidationFailed(field, "use either page/pageSize or cursor/limit, not both")
     if cursor is not None or limit is not None:
-        return CursorPage(limit=limit or 10, cursor=cursor)
+        return CursorPage(limit=limit or 10, cursor=cursor, include_total=bool(include_total))
     return OffsetPage(page=page or 1, page_size=page_size or 10, include_total=bool(include_total))
 
 
@@ -74,7 +75,13 @@ class CursorPagination(OutputModel):
     next_cursor: str | None
 
 
-Pagination = OffsetPaginationWithTotal | OffsetPagination | CursorPagination
+class CursorPaginationWithTotal(CursorPagination):
+    total_count: int
+
+
+Pagination = (
+    OffsetPaginationWithTotal | OffsetPagination | CursorPaginationWithTotal | CursorPagination
+)
 
 
 class Page(OutputModel, Generic[T]):
@@ -146,10 +153,11 @@ async def _offset_page(
     rows = rows[: page.page_size]
     pagination: Pagination
     if page.include_total:
-        count = select(func.count()).select_from(statement.order_by(None).subquery())
-        total = (await session.execute(count)).scalar_one()
         pagination = OffsetPaginationWithTotal(
-            page=page.page, page_size=page.page_size, has_more=has_more, total_count=total
+            page=page.page,
+            page_size=page.page_size,
+            has_more=has_more,
+            total_count=await _count(session, statement),
         )
     else:
         pagination = OffsetPagination(page=page.page, page_size=page.page_size, has_more=has_more)
@@ -159,6 +167,7 @@ async def _offset_page(
 async def _cursor_page(
     session: AsyncSession, statement: Select[Any], sort: Sort, page: CursorPage
 ) -> PageResult:
+    unpaged = statement
     if page.cursor is not None:
         value, last_id = decode_cursor(page.cursor, sort)
         statement = statement.where(_after(sort, value, last_id))
@@ -170,9 +179,24 @@ async def _cursor_page(
     if has_more:
         last = rows[-1]._mapping
         next_cursor = encode_cursor(sort, last[sort.key.column], last[sort.tiebreak])
-    return PageResult(
-        rows, CursorPagination(limit=page.limit, has_more=has_more, next_cursor=next_cursor)
-    )
+    pagination: Pagination
+    if page.include_total:
+        pagination = CursorPaginationWithTotal(
+            limit=page.limit,
+            has_more=has_more,
+            next_cursor=next_cursor,
+            total_count=await _count(session, unpaged),
+        )
+    else:
+        pagination = CursorPagination(limit=page.limit, has_more=has_more, next_cursor=next_cursor)
+    return PageResult(rows, pagination)
+
+
+async def _count(session: AsyncSession, statement: Select[Any]) -> int:
+    """Rows matching the filters, whatever the page (what includeTotal=true asks for)."""
+    count = select(func.count()).select_from(statement.order_by(None).subquery())
+    total: int = (await session.execute(count)).scalar_one()
+    return total
 
 
 def _after(sort: Sort, value: Any, last_id: uuid.UUID) -> ColumnElement[bool]:
