@@ -81,7 +81,7 @@ def _lines(items: list[LineInput], tenant: Tenant) -> list[Line]:
 
 
 async def _require_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
-    customer = await uow.session.scalar(select(Customer).where(Customer.id == customer_id))
+    customer = await uow.session.get(Customer, (uow.context.tenant_id, customer_id))
     if customer is None or customer.deleted_at is not None:
         raise CustomerNotFound(f"No customer {customer_id}.")
     return customer
@@ -103,7 +103,7 @@ async def load_invoice(uow: UnitOfWork, invoice_id: uuid.UUID) -> Invoice:
 
 async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
     tenant = await _tenant(uow)
-    await _require_customer(uow, command.customer_id)
+    customer = await _require_customer(uow, command.customer_id)
     issue_date = command.issue_date or utcnow().date()
     due_date = command.due_date or _default_due_date(issue_date)
     invoice = Invoice.draft(
@@ -117,7 +117,8 @@ async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
     )
     uow.session.add(uow.track(invoice))
     if command.finalize:
-        await _finalize(uow, invoice, tenant)
+        # The customer was checked just above: creating and finalizing queries it once.
+        await _finalize(uow, invoice, tenant, customer)
     await uow.session.flush()
     return invoice
 
@@ -153,7 +154,9 @@ async def delete_invoice(uow: UnitOfWork, command: InvoiceAction) -> None:
 
 async def finalize_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
     invoice = await load_invoice(uow, command.invoice_id)
-    await _finalize(uow, invoice, await _tenant(uow))
+    customer = await uow.session.get(Customer, (uow.context.tenant_id, invoice.customer_id))
+    assert customer is not None, "the composite foreign key keeps an invoice's customer"
+    await _finalize(uow, invoice, await _tenant(uow), customer)
     await uow.session.flush()
     return invoice
 
@@ -176,12 +179,9 @@ async def mark_invoice_uncollectible(uow: UnitOfWork, command: InvoiceAction) ->
     return invoice
 
 
-async def _finalize(uow: UnitOfWork, invoice: Invoice, tenant: Tenant) -> None:
+async def _finalize(uow: UnitOfWork, invoice: Invoice, tenant: Tenant, customer: Customer) -> None:
     invoice.check_transition(InvoiceStatus.OPEN, "finalize")
-    deleted_at = await uow.session.scalar(
-        select(Customer.deleted_at).where(Customer.id == invoice.customer_id)
-    )
-    if deleted_at is not None:
+    if customer.deleted_at is not None:
         raise CustomerDeleted("Its customer was deleted; change the customer first.")
     now = utcnow()
     sequence = await _next_in_sequence(uow, tenant.id, now.year)
