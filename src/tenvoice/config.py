@@ -1,3 +1,4 @@
+import base64
 import json
 import secrets
 from functools import lru_cache
@@ -59,7 +60,9 @@ def ensure_embedded_secrets(settings: Settings) -> list[str]:
         stored["admin_key"] = "tv_admin_" + secrets.token_urlsafe(32)
         changed = True
     if "gateway_webhook_secret" not in stored:
-        stored["gateway_webhook_secret"] = "whsec_" + _b64(secrets.token_bytes(32))
+        stored["gateway_webhook_secret"] = (
+            "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        )
         changed = True
     if changed:
         secrets_file.parent.mkdir(parents=True, exist_ok=True)
@@ -75,12 +78,6 @@ def ensure_embedded_secrets(settings: Settings) -> list[str]:
     if lines:
         lines.append(f"(kept in {secrets_file})")
     return lines
-
-
-def _b64(raw: bytes) -> str:
-    import base64
-
-    return base64.b64encode(raw).decode()
 
 
 @lru_cache

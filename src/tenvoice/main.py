@@ -68,14 +68,15 @@ def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for operation in (op for path in schema["paths"].values() for op in path.values()):
-                for status, response in operation.get("responses", {}).items():
-                    content = response.get("content", {})
-                    if status >= "400" and "application/problem+json" in content:
-                        content.pop("application/json", None)
-        return app.openapi_schema or generate()
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI caches it in app.openapi_schema; trimmed in place once
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status >= "400" and "application/problem+json" in content:
+                    content.pop("application/json", None)
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from tenvoice.platform.db import Database
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
+from tenvoice.platform.tokens import token_hash
 from tenvoice.tenants import errors
-from tenvoice.tenants.keys import KEY_PREFIX, hash_key
+from tenvoice.tenants.keys import KEY_PREFIX
 from tenvoice.tenants.models import ApiKey, Tenant
 
 ADMIN = Actor("admin", None)
@@ -36,7 +37,7 @@ async def _authenticate(request: Request) -> tuple[Actor, uuid.UUID | None]:
         found = (
             await connection.execute(
                 select(ApiKey.tenant_id, ApiKey.id, ApiKey.revoked_at).where(
-                    ApiKey.key_hash == hash_key(token)
+                    ApiKey.key_hash == token_hash(token)
                 )
             )
         ).first()

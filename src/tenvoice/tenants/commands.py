@@ -5,9 +5,10 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from tenvoice.platform.db import utcnow
+from tenvoice.platform.tokens import token_hash
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.errors import ApiKeyNotFound, TenantNotFound
-from tenvoice.tenants.keys import display_prefix, generate_key, hash_key
+from tenvoice.tenants.keys import display_prefix, generate_key
 from tenvoice.tenants.models import ApiKey, Tenant
 
 
@@ -57,7 +58,7 @@ async def create_api_key(uow: UnitOfWork, command: CreateApiKey) -> NewApiKey:
         tenant_id=command.tenant_id,
         name=command.name,
         prefix=display_prefix(key),
-        key_hash=hash_key(key),
+        key_hash=token_hash(key),
     )
     uow.session.add(record)
     await uow.session.flush()
