@@ -25,6 +25,11 @@ DATABASE = os.environ.get("TENVOICE_TEST_POSTGRES_DB", "tenvoice_test")
 OWNER = "tenvoice_test_owner"
 APP_ROLE = "tenvoice_test_app"
 TABLES = (
+    "idempotency_keys",
+    "inbox_messages",
+    "outbox_jobs",
+    "payment_routes",
+    "payments",
     "timeline_events",
     "invoice_number_counters",
     "invoice_items",

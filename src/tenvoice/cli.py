@@ -1,24 +1,38 @@
-"""`tenvoice migrate | serve`: what automation and the README's two commands rely on."""
+"""`tenvoice migrate | serve | worker | jobs`: what automation and the README rely on."""
 
 import argparse
+import asyncio
 import logging
+import os
+import signal
 import sys
 
-from tenvoice.config import ensure_embedded_secrets, get_settings
+from tenvoice.config import Settings, ensure_embedded_secrets, get_settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tenvoice", description="Multi-tenant invoicing API")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
-    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve = sub.add_parser("serve", help="run the HTTP API (and the outbox worker)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="API worker processes")
+    sub.add_parser("worker", help="run the outbox worker on its own")
+    jobs = sub.add_parser("jobs", help="outbox jobs by status, and the dead ones")
+    jobs.add_argument("--retry", metavar="JOB_ID", help="send a dead job back to the queue")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per outgoing request (the gateway's webhooks) is noise, not news.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "migrate":
         return _migrate()
+    if args.command == "worker":
+        return asyncio.run(_worker())
+    if args.command == "jobs":
+        from tenvoice.platform.jobs_report import report
+
+        return asyncio.run(report(get_settings(), args.retry))
     return _serve(args.host, args.port, args.workers)
 
 
@@ -37,6 +51,7 @@ def _serve(host: str, port: int, workers: int) -> int:
     settings = get_settings()
     for line in ensure_embedded_secrets(settings):
         print(line, flush=True)
+    _default_callback(settings, host, port)
     print(f"tenvoice listening on http://{host}:{port} (docs: /docs)", flush=True)
     uvicorn.run(
         "tenvoice.main:create_app",
@@ -47,6 +62,40 @@ def _serve(host: str, port: int, workers: int) -> int:
         log_level="info",
         access_log=False,
     )
+    return 0
+
+
+def _default_callback(settings: Settings, host: str, port: int) -> None:
+    """Point the simulated gateway at this server unless told otherwise (API.md)."""
+    if settings.gateway_callback_url:
+        return
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    url = f"http://{reachable}:{port}/api/webhooks/payments"
+    settings.gateway_callback_url = url
+    # Worker processes (--workers) read their settings afresh from the environment.
+    os.environ["TENVOICE_GATEWAY_CALLBACK_URL"] = url
+
+
+async def _worker() -> int:
+    from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS
+    from tenvoice.platform.db import Database
+    from tenvoice.platform.worker import Worker
+
+    settings = get_settings()
+    ensure_embedded_secrets(settings)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
+    worker = Worker(db, settings, JOB_HANDLERS, EVENT_HANDLERS)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.run(stop)
+    finally:
+        await worker.close()
+        await db.dispose()
     return 0
 
 

@@ -27,6 +27,28 @@ class Settings(BaseSettings):
     # unset, each link uses the address its request came in on.
     public_base_url: str | None = None
 
+    # The outbox worker: `serve` runs one in-process unless this is off; `tenvoice worker`
+    # runs one on its own.
+    worker: bool = True
+    worker_concurrency: int = Field(default=16, ge=1, le=256)
+    # How long an idle worker waits before looking for due jobs again.
+    worker_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    # A claimed job is invisible to other workers this long; a worker that dies mid-job
+    # gives it back when the lease runs out.
+    worker_lease_seconds: float = Field(default=30, gt=0, le=3600)
+    # Attempts before a job is dead (kept, with its last error, for an operator).
+    worker_max_attempts: int = Field(default=10, ge=1, le=100)
+    # Retry n waits backoff * 2^(n-1) (with jitter), at most worker_backoff_max_seconds.
+    worker_backoff_seconds: float = Field(default=1, gt=0, le=3600)
+    worker_backoff_max_seconds: float = Field(default=600, gt=0, le=86400)
+
+    # Where the simulated gateway posts its webhooks; unset, `serve` points it at itself.
+    gateway_callback_url: str | None = None
+    # How long the simulated gateway takes to answer a charge with its webhook.
+    gateway_latency_ms: int = Field(default=100, ge=0, le=600_000)
+    # Idempotency keys are kept at least this long (API.md: >= 24 h).
+    idempotency_retention_hours: float = Field(default=24, ge=24)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -1,8 +1,13 @@
-"""What runs when each domain event happens, inside the transaction that raised it."""
+"""What runs when each domain event happens, inside the transaction that raised it; and
+which function runs each kind of outbox job, in the worker."""
 
 from tenvoice.customers import events as customer_events
+from tenvoice.gateway import simulator
+from tenvoice.gateway.handlers import request_charge
 from tenvoice.invoices import events as invoice_events
+from tenvoice.payments import events as payment_events
 from tenvoice.platform.messages import EventHandler
+from tenvoice.platform.outbox import JobHandler
 from tenvoice.timeline.handlers import record_on_timeline
 
 _ON_TIMELINE: list[type] = [
@@ -17,8 +22,16 @@ _ON_TIMELINE: list[type] = [
     invoice_events.InvoiceVoided,
     invoice_events.InvoiceMarkedUncollectible,
     invoice_events.InvoicePaid,
+    payment_events.PaymentAttempted,
+    payment_events.PaymentSucceeded,
+    payment_events.PaymentFailed,
 ]
 
 EVENT_HANDLERS: dict[type, list[EventHandler]] = {
-    event: [record_on_timeline] for event in _ON_TIMELINE
+    **{event: [record_on_timeline] for event in _ON_TIMELINE},
+    payment_events.ChargeRequested: [request_charge],
+}
+
+JOB_HANDLERS: dict[str, JobHandler] = {
+    simulator.CHARGE: simulator.charge,
 }

@@ -1,3 +1,4 @@
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,15 +10,20 @@ from sqlalchemy import text
 from tenvoice import __version__
 from tenvoice.config import Settings, ensure_embedded_secrets, get_settings
 from tenvoice.customers.routes import router as customers_router
-from tenvoice.handlers import EVENT_HANDLERS
+from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS
 from tenvoice.invoices.routes import public_router as hosted_invoices_router
 from tenvoice.invoices.routes import router as invoices_router
+from tenvoice.payments.routes import router as payments_router
+from tenvoice.payments.routes import webhook_router
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import ServiceUnavailable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
+from tenvoice.platform.idempotency import IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
 from tenvoice.platform.migrate import schema_is_behind
+from tenvoice.platform.worker import Worker
+from tenvoice.tenants.auth import idempotency_scope
 from tenvoice.tenants.routes import router as tenants_router
 
 log = logging.getLogger("tenvoice")
@@ -36,9 +42,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         app.state.db = db or Database(settings.database_url, pool_size=settings.database_pool_size)
+        worker = None
+        if settings.worker:
+            worker = Worker(app.state.db, settings, JOB_HANDLERS, app.state.event_handlers)
+            stop = asyncio.Event()
+            running = asyncio.create_task(worker.run(stop), name="outbox-worker")
         try:
             yield
         finally:
+            if worker is not None:
+                stop.set()
+                await running
+                await worker.close()
             if owned:
                 await app.state.db.dispose()
 
@@ -53,10 +68,19 @@ def create_app(
     if db is not None:
         app.state.db = db
     install_error_handlers(app)
+    # Innermost first: the idempotency layer sees a body the guard has already sized.
+    app.add_middleware(IdempotencyMiddleware, scope_of=idempotency_scope)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    for router in (tenants_router, customers_router, invoices_router, hosted_invoices_router):
+    for router in (
+        tenants_router,
+        customers_router,
+        invoices_router,
+        payments_router,
+        webhook_router,
+        hosted_invoices_router,
+    ):
         app.include_router(router)
     _operations(app)
     _openapi_problems_only_as_problem_json(app)

@@ -87,15 +87,17 @@ async def _require_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer
     return customer
 
 
-async def load_invoice(uow: UnitOfWork, invoice_id: uuid.UUID) -> Invoice:
+async def load_invoice(
+    uow: UnitOfWork, invoice_id: uuid.UUID, *, with_items: bool = True
+) -> Invoice:
     """The invoice, locked for the rest of the transaction (FOR UPDATE on PostgreSQL; SQLite's
     write transactions are exclusive already)."""
-    invoice = await uow.session.scalar(
-        select(Invoice)
-        .where(Invoice.id == invoice_id)
-        .options(selectinload(Invoice.items))
-        .with_for_update(of=Invoice)
-    )
+    statement = select(Invoice).where(Invoice.id == invoice_id).with_for_update(of=Invoice)
+    if with_items:
+        statement = statement.options(selectinload(Invoice.items))
+    # Read afresh: a row this session saw before the lock may have changed since.
+    statement = statement.execution_options(populate_existing=True)
+    invoice = await uow.session.scalar(statement)
     if invoice is None:
         raise InvoiceNotFound(f"No invoice {invoice_id}.")
     return uow.track(invoice)

@@ -24,3 +24,18 @@ class InvoiceNotDeletable(Conflict):
 class CustomerDeleted(Conflict):
     code = "customer_deleted"
     title = "The invoice's customer has been deleted"
+
+
+class InvoiceNotPayable(Conflict):
+    code = "invoice_not_payable"
+    title = "Only open or uncollectible invoices take payments"
+
+
+class AmountExceedsBalance(Conflict):
+    code = "amount_exceeds_balance"
+    title = "The amount is more than the invoice still owes"
+
+
+class InvoiceHasPendingPayments(Conflict):
+    code = "invoice_has_pending_payments"
+    title = "The invoice has payments awaiting the gateway"

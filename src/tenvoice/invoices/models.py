@@ -21,9 +21,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenvoice.invoices import events
 from tenvoice.invoices.errors import (
+    AmountExceedsBalance,
     InvalidInvoiceTransition,
+    InvoiceHasPendingPayments,
     InvoiceNotDeletable,
     InvoiceNotEditable,
+    InvoiceNotPayable,
 )
 from tenvoice.platform.db import Base, ScaledDecimal, utcnow
 from tenvoice.platform.errors import FieldError, ValidationFailed
@@ -129,6 +132,9 @@ class Invoice(TenantOwned, EventRecorder, Base):
     tax: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Payments sent to the gateway and not yet answered: reserved against the balance so
+    # that concurrent attempts can never add up to more than is owed.
+    amount_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     memo: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -166,6 +172,7 @@ class Invoice(TenantOwned, EventRecorder, Base):
             issue_date=issue_date,
             due_date=due_date,
             amount_paid=0,
+            amount_pending=0,
             memo=memo,
             metadata_=metadata,
             created_at=now,
@@ -281,6 +288,12 @@ class Invoice(TenantOwned, EventRecorder, Base):
 
     def void(self, at: datetime) -> None:
         previous = self.status
+        self.check_transition(S.VOID, "void")
+        if self.amount_pending:
+            # The gateway may still take the customer's money; it must land on a live invoice.
+            raise InvoiceHasPendingPayments(
+                "Payments are awaiting the gateway; void the invoice once they are settled."
+            )
         self._move(S.VOID, "void")
         self.voided_at = self.updated_at = at
         assert self.number is not None
@@ -293,6 +306,37 @@ class Invoice(TenantOwned, EventRecorder, Base):
         self.record(
             events.InvoiceMarkedUncollectible(self.id, self.number, self.money(self.amount_due))
         )
+
+    # -- payments ----------------------------------------------------------------------
+
+    @property
+    def payable_balance(self) -> int:
+        """What a new payment may still cover: owed, less what the gateway is working on."""
+        return self.amount_due - self.amount_pending
+
+    def reserve_payment(self, amount: int) -> None:
+        """Hold `amount` for a payment on its way to the gateway."""
+        if self.status not in UNPAID_STATUSES:
+            raise InvoiceNotPayable(f"The invoice is {self.status}; it takes no payments.")
+        if amount > self.payable_balance:
+            raise AmountExceedsBalance(
+                f"At most {self.money(self.payable_balance)} {self.currency} can be paid now "
+                f"({self.money(self.amount_due)} due, {self.money(self.amount_pending)} pending)."
+            )
+        self.amount_pending += amount
+
+    def apply_payment(self, amount: int, at: datetime) -> None:
+        """A reserved payment went through: it is paid, and may settle the invoice."""
+        self.amount_pending -= amount
+        self.amount_paid += amount
+        self.updated_at = at
+        if self.amount_due == 0 and self.status != S.PAID:
+            self._settle(at)
+
+    def release_payment(self, amount: int, at: datetime) -> None:
+        """A reserved payment failed: its amount is owed again."""
+        self.amount_pending -= amount
+        self.updated_at = at
 
     def _settle(self, at: datetime) -> None:
         self._move(S.PAID, "pay")

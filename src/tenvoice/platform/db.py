@@ -211,6 +211,20 @@ class Database:
                 connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A write connection for single statements on platform tables, each its own commit.
+
+        On PostgreSQL it runs in autocommit: one round trip per statement, no BEGIN/COMMIT.
+        On SQLite it is one write transaction (BEGIN IMMEDIATE) committed on leaving.
+        """
+        if self.dialect == "postgresql":
+            async with self.write_engine.connect() as connection:
+                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            async with self.write_engine.begin() as connection:
+                yield connection
+
     async def dispose(self) -> None:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:

@@ -66,3 +66,8 @@ class ServiceUnavailable(AppError):
     status = 503
     code = "service_unavailable"
     title = "A dependency is unavailable"
+
+
+class MalformedJson(BadRequest):
+    code = "malformed_json"
+    title = "Malformed JSON"

@@ -5,6 +5,7 @@ is about; `stream_id` groups it on a timeline (payment events land on their invo
 """
 
 import dataclasses
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -50,12 +51,22 @@ def _jsonable(value: object) -> object:
     return value
 
 
+# Numbers every recorded event in the process, so that events of several aggregates are
+# handled in the order they happened (a payment succeeds, then its invoice is paid).
+_recorded = itertools.count()
+
+
 class EventRecorder:
     """Mixin for aggregates: changes record events; the unit of work collects them."""
 
     def record(self, event: DomainEvent) -> None:
-        self.__dict__.setdefault("_pending_events", []).append(event)
+        self.__dict__.setdefault("_pending_events", []).append((next(_recorded), event))
 
     def pull_events(self) -> list[DomainEvent]:
-        events: list[DomainEvent] = self.__dict__.pop("_pending_events", [])
+        """The events recorded since the last pull, oldest first."""
+        return [event for _, event in self.pull_numbered_events()]
+
+    def pull_numbered_events(self) -> list[tuple[int, DomainEvent]]:
+        """The same, each with its place in the process-wide order of recording."""
+        events: list[tuple[int, DomainEvent]] = self.__dict__.pop("_pending_events", [])
         return events

@@ -47,3 +47,10 @@ class MetricsMiddleware:
 
 async def metrics_response(_request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+JOBS = Counter(
+    "tenvoice_outbox_jobs_total",
+    "Outbox job attempts by outcome (done, retry, dead)",
+    ["kind", "outcome"],
+)

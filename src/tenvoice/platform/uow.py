@@ -43,10 +43,13 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         for _ in range(_MAX_EVENT_ROUNDS):
-            events = [event for aggregate in self._seen for event in aggregate.pull_events()]
+            events = sorted(
+                (pulled for aggregate in self._seen for pulled in aggregate.pull_numbered_events()),
+                key=lambda pulled: pulled[0],
+            )
             if not events:
                 break
-            for event in events:
+            for _, event in events:
                 await self.dispatch(event)
         else:
             raise RuntimeError("event handlers kept raising new events")

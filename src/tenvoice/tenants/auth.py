@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy import select
 
 from tenvoice.platform.db import Database
+from tenvoice.platform.errors import AppError
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
 from tenvoice.platform.tokens import token_hash
 from tenvoice.tenants import errors
@@ -18,10 +19,20 @@ from tenvoice.tenants.keys import KEY_PREFIX
 from tenvoice.tenants.models import ApiKey, Tenant
 
 ADMIN = Actor("admin", None)
+# Where a request's resolved credential is kept, so that the idempotency layer and the route
+# share one key lookup.
+_RESOLVED = "tenvoice.credential"
 
 
 async def _authenticate(request: Request) -> tuple[Actor, uuid.UUID | None]:
     """The caller's actor and, for an API key, its tenant."""
+    resolved: tuple[Actor, uuid.UUID | None] | None = request.scope.get(_RESOLVED)
+    if resolved is None:
+        resolved = request.scope[_RESOLVED] = await _resolve(request)
+    return resolved
+
+
+async def _resolve(request: Request) -> tuple[Actor, uuid.UUID | None]:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -79,3 +90,18 @@ async def _require_tenant(db: Database, tenant_id: uuid.UUID) -> None:
         exists = await connection.scalar(select(Tenant.id).where(Tenant.id == tenant_id))
     if exists is None:
         raise errors.TenantNotFound("No tenant has the id in X-Tenant-Id.")
+
+
+async def idempotency_scope(request: Request) -> str | None:
+    """Whose Idempotency-Keys a request uses: its tenant's, or the admin's own.
+
+    None when the credential does not authenticate; the route then refuses the request.
+    """
+    try:
+        actor, key_tenant = await _authenticate(request)
+        if actor.type != "admin":
+            return str(key_tenant)
+        header = request.headers.get("x-tenant-id")
+        return str(_parse_tenant_header(header)) if header is not None else "admin"
+    except AppError:
+        return None

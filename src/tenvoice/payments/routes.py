@@ -1,0 +1,129 @@
+from typing import Annotated
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
+
+from tenvoice.api import Paging, TenantReader, TenantUow
+from tenvoice.gateway.signing import verify
+from tenvoice.payments import commands, queries
+from tenvoice.payments.errors import PaymentNotFound
+from tenvoice.payments.models import PaymentStatus
+from tenvoice.payments.schemas import (
+    GatewayEvent,
+    PaymentCreate,
+    PaymentOut,
+    WebhookAck,
+    payment_view,
+)
+from tenvoice.platform.db import Database
+from tenvoice.platform.errors import BadRequest, FieldError, MalformedJson, ValidationFailed
+from tenvoice.platform.http import field_path
+from tenvoice.platform.messages import EventHandlers
+from tenvoice.platform.pagination import Page
+from tenvoice.platform.schemas import problem_responses
+from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
+from tenvoice.platform.uow import UnitOfWork
+
+router = APIRouter(
+    prefix="/api/payments",
+    tags=["payments"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+)
+
+
+def _statuses(values: list[str]) -> tuple[str, ...]:
+    wanted = [part.strip() for value in values for part in value.split(",")]
+    allowed = {status.value for status in PaymentStatus}
+    if any(value not in allowed for value in wanted):
+        raise ValidationFailed("status", f"must be among {', '.join(sorted(allowed))}")
+    return tuple(dict.fromkeys(wanted))
+
+
+def payment_filters(
+    invoice_id: Annotated[UUID | None, Query(alias="invoiceId")] = None,
+    status: Annotated[list[str] | None, Query(max_length=100)] = None,
+) -> queries.PaymentFilters:
+    return queries.PaymentFilters(invoice_id=invoice_id, statuses=_statuses(status or []))
+
+
+@router.post("", status_code=201)
+async def attempt_payment(body: PaymentCreate, uow: TenantUow) -> PaymentOut:
+    command = commands.AttemptPayment(body.invoice_id, body.amount, body.method, body.payment_token)
+    return payment_view(await uow.run(commands.attempt_payment, command))
+
+
+@router.get("")
+async def list_payments(
+    session: TenantReader,
+    page: Paging,
+    filters: Annotated[queries.PaymentFilters, Depends(payment_filters)],
+) -> Page[PaymentOut]:
+    return await queries.list_payments(session, filters, page)
+
+
+@router.get("/{payment_id}")
+async def get_payment(payment_id: UUID, session: TenantReader) -> PaymentOut:
+    return await queries.get_payment(session, payment_id)
+
+
+webhook_router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+GATEWAY = Actor("gateway", None)
+
+
+@webhook_router.post(
+    "/payments",
+    responses=problem_responses(400, 401, 404, 413, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": GatewayEvent.model_json_schema()}},
+        }
+    },
+)
+async def payment_webhook(request: Request) -> WebhookAck:
+    """A signed payment webhook from the gateway (Standard Webhooks); no API key."""
+    body = await request.body()
+    secret: str | None = request.app.state.settings.gateway_webhook_secret
+    if not secret:
+        raise BadRequest("Webhooks are not configured (TENVOICE_GATEWAY_WEBHOOK_SECRET).")
+    webhook_id = verify(secret, request.headers, body)
+    if len(webhook_id) > 255:
+        raise ValidationFailed("webhook-id", "must be at most 255 characters")
+    event = _parse(body)
+    db: Database = request.app.state.db
+    async with db.lookup() as connection:
+        tenant_id = await queries.payment_tenant(connection, event.data.payment_id)
+    if tenant_id is None:
+        raise PaymentNotFound(f"No payment {event.data.payment_id}.")
+    handlers: EventHandlers = request.app.state.event_handlers
+    command = commands.ApplyGatewayEvent(
+        webhook_id=webhook_id,
+        type=event.type,
+        payment_id=event.data.payment_id,
+        gateway_reference=event.data.gateway_reference,
+        amount=event.data.amount,
+        currency=event.data.currency,
+        failure_code=event.data.failure_code,
+        failure_message=event.data.failure_message,
+    )
+    context = RequestContext(GATEWAY, tenant_id, current_request_id.get())
+    async with db.write(tenant_id) as session:
+        outcome = await UnitOfWork(session, context, handlers).run(
+            commands.apply_gateway_event, command
+        )
+    return WebhookAck(status=outcome)
+
+
+def _parse(body: bytes) -> GatewayEvent:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedJson("The webhook body is not valid JSON.") from None
+    try:
+        return GatewayEvent.model_validate(document)
+    except ValidationError as exc:
+        fields = [FieldError(field_path(e["loc"]), e["msg"]) for e in exc.errors()]
+        first, *more = fields
+        raise ValidationFailed(first.field, first.message, *more) from None

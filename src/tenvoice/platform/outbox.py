@@ -1,0 +1,99 @@
+"""The transactional outbox: work to do outside the database, written inside the transaction.
+
+A job row is added to the same session as the change that calls for it, so it exists exactly
+when the change does. The worker (`worker.py`) claims due rows, runs them at least once and
+records every attempt; a side effect therefore never happens for a change that rolled back,
+and is never lost for one that committed. Job handlers must tolerate running twice.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenvoice.platform.db import Base, WriteSession, utcnow
+from tenvoice.platform.ids import uuid7
+
+if TYPE_CHECKING:
+    from tenvoice.platform.worker import JobContext
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class OutboxJob(Base):
+    """A platform table: one worker drains every tenant's jobs, each run in its own tenant."""
+
+    __tablename__ = "outbox_jobs"
+    __table_args__ = (
+        # Only pending rows are ever searched for, so only they are indexed: the index stays
+        # the size of the backlog, not of the history.
+        Index(
+            "ix_outbox_jobs_due",
+            "run_after",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_outbox_jobs_status_finished", "status", "finished_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    tenant_id: Mapped[uuid.UUID | None]
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the job may next be claimed: its due time while it waits, the end of the
+    # claiming worker's lease while it runs, the retry time after a failure.
+    run_after: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed job, as its handler sees it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+
+
+JobHandler = Callable[[Job, "JobContext"], Awaitable[None]]
+JobHandlers = Mapping[str, JobHandler]
+
+
+def enqueue(
+    session: WriteSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    tenant_id: uuid.UUID | None,
+    delay: timedelta = timedelta(0),
+) -> OutboxJob:
+    now = utcnow()
+    job = OutboxJob(
+        id=uuid7(),
+        tenant_id=tenant_id,
+        kind=kind,
+        payload=payload,
+        status=JobStatus.PENDING.value,
+        attempts=0,
+        run_after=now + delay,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    return job

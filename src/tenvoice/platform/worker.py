@@ -1,0 +1,261 @@
+"""The outbox worker: claims due jobs, runs them at least once, retries with backoff.
+
+Claiming moves a job's `run_after` to the end of a lease and counts the attempt, in one
+statement (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of workers share the
+table without waiting on each other; SQLite's write transactions are exclusive anyway).
+Nothing is held while the job runs: a worker killed mid-job simply never reports back,
+its lease runs out and another worker takes the job again. A job that keeps failing is
+retried after exponentially growing waits and ends `dead` with its last error kept.
+"""
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import delete, select, update
+
+from tenvoice.config import Settings
+from tenvoice.platform import idempotency
+from tenvoice.platform.db import Database, utcnow
+from tenvoice.platform.messages import EventHandlers
+from tenvoice.platform.metrics import JOBS
+from tenvoice.platform.outbox import Job, JobHandlers, JobStatus, OutboxJob
+from tenvoice.platform.tenancy import Actor, RequestContext
+from tenvoice.platform.uow import UnitOfWork
+
+log = logging.getLogger("tenvoice.worker")
+
+J = OutboxJob
+WORKER = Actor("system", "worker")
+# Finished jobs are kept this long for inspection; dead ones until an operator acts.
+DONE_RETENTION = timedelta(days=7)
+MAINTENANCE_EVERY_SECONDS = 60.0
+SHUTDOWN_GRACE = 10.0
+_ERROR_LIMIT = 2000
+
+
+class UnknownJobKind(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job handler may use: the database, settings and an HTTP client."""
+
+    db: Database
+    settings: Settings
+    http: httpx.AsyncClient
+    event_handlers: EventHandlers
+
+    @asynccontextmanager
+    async def unit_of_work(self, tenant_id: uuid.UUID | None) -> AsyncIterator[UnitOfWork]:
+        """A unit of work in the job's tenant, acting as the system."""
+        async with self.db.write(tenant_id) as session:
+            yield UnitOfWork(session, RequestContext(WORKER, tenant_id, None), self.event_handlers)
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        jobs: JobHandlers,
+        event_handlers: EventHandlers,
+        *,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.jobs = jobs
+        self._own_http = http is None
+        self.context = JobContext(
+            db, settings, http or httpx.AsyncClient(timeout=10.0), event_handlers
+        )
+        self.concurrency = settings.worker_concurrency
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+
+    async def close(self) -> None:
+        if self._own_http:
+            await self.context.http.aclose()
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then let running jobs finish (within their lease)."""
+        loop = asyncio.get_running_loop()
+        running: set[asyncio.Task[None]] = set()
+        slot_freed = asyncio.Event()
+        next_maintenance = loop.time()
+        log.info("outbox worker started (concurrency %d)", self.concurrency)
+        while not stop.is_set():
+            if loop.time() >= next_maintenance:
+                await self.maintain()
+                next_maintenance = loop.time() + MAINTENANCE_EVERY_SECONDS
+            free = self.concurrency - len(running)
+            claimed: list[Job] = []
+            if free > 0:
+                try:
+                    claimed = await self.claim(free)
+                except Exception as exc:
+                    # The database is down or busy: keep the process, try again shortly.
+                    log.warning("claiming jobs failed: %s", _describe(exc))
+            for job in claimed:
+                task = asyncio.create_task(self.execute(job))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _: slot_freed.set())
+            if claimed and len(claimed) == free:
+                await asyncio.sleep(0)  # more may be due right now
+                continue
+            slot_freed.clear()
+            await _first_of(stop, slot_freed, within=self.settings.worker_poll_seconds)
+        if running:
+            # Jobs still running after the grace period are given up: their leases run out
+            # and another worker retries them.
+            await asyncio.wait(running, timeout=min(self.lease.total_seconds(), SHUTDOWN_GRACE))
+        log.info("outbox worker stopped")
+
+    async def drain(self) -> int:
+        """Run due jobs until none is left; how many ran. For tests and one-off runs."""
+        ran = 0
+        while claimed := await self.claim(self.concurrency):
+            await asyncio.gather(*(self.execute(job) for job in claimed))
+            ran += len(claimed)
+        return ran
+
+    # -- one job -----------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[Job]:
+        now = utcnow()
+        due = (
+            select(J.id)
+            .where(J.status == JobStatus.PENDING.value, J.run_after <= now)
+            .order_by(J.run_after)
+            .limit(limit)
+        )
+        if self.db.dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        statement = (
+            update(J)
+            .where(J.id.in_(due.scalar_subquery()))
+            .values(run_after=now + self.lease, attempts=J.attempts + 1, updated_at=now)
+            .returning(J.id, J.tenant_id, J.kind, J.payload, J.attempts)
+        )
+        async with self.db.autocommit() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [Job(row.id, row.tenant_id, row.kind, row.payload, row.attempts) for row in rows]
+
+    async def execute(self, job: Job) -> None:
+        handler = self.jobs.get(job.kind)
+        try:
+            if handler is None:
+                raise UnknownJobKind(f"no handler for job kind {job.kind!r}")
+            # A job still running when its lease ends would be run again by another worker
+            # while this one goes on; it is cut off instead and retried.
+            await asyncio.wait_for(handler(job, self.context), self.lease.total_seconds())
+        except Exception as exc:
+            await self._failed(job, exc)
+        else:
+            await self._done(job)
+
+    async def _done(self, job: Job) -> None:
+        now = utcnow()
+        try:
+            async with self.db.autocommit() as connection:
+                await connection.execute(
+                    update(J)
+                    .where(J.id == job.id, J.attempts == job.attempt)
+                    .values(
+                        status=JobStatus.DONE.value,
+                        finished_at=now,
+                        updated_at=now,
+                        last_error=None,
+                    )
+                )
+        except Exception as exc:
+            # Done but not recorded: the lease runs out and the job runs again, which job
+            # handlers allow for (at least once).
+            log.warning("job %s ran but was not marked done: %s", job.id, _describe(exc))
+            return
+        JOBS.labels(job.kind, "done").inc()
+
+    async def _failed(self, job: Job, error: Exception) -> None:
+        now = utcnow()
+        dead = job.attempt >= self.settings.worker_max_attempts
+        message = _describe(error)[:_ERROR_LIMIT]
+        values = {"last_error": message, "updated_at": now}
+        if dead:
+            values |= {"status": JobStatus.DEAD.value, "finished_at": now}
+        else:
+            values["run_after"] = now + self.backoff(job.attempt)
+        try:
+            async with self.db.autocommit() as connection:
+                await connection.execute(
+                    update(J).where(J.id == job.id, J.attempts == job.attempt).values(**values)
+                )
+        except Exception as exc:
+            log.warning("job %s failed and was not recorded: %s", job.id, _describe(exc))
+            return
+        outcome = "dead" if dead else "retry"
+        JOBS.labels(job.kind, outcome).inc()
+        level = logging.ERROR if dead else logging.WARNING
+        log.log(
+            level,
+            "job %s (%s) attempt %d failed, %s: %s",
+            job.id,
+            job.kind,
+            job.attempt,
+            outcome,
+            message,
+        )
+
+    def backoff(self, attempt: int) -> timedelta:
+        """The wait before retry `attempt + 1`: doubling, capped, jittered.
+
+        The jitter (half to all of the step) keeps jobs that failed together, say while the
+        receiver was down, from all coming back at the same instant.
+        """
+        step = min(
+            self.settings.worker_backoff_seconds * 2 ** (attempt - 1),
+            self.settings.worker_backoff_max_seconds,
+        )
+        return timedelta(seconds=step * random.uniform(0.5, 1.0))  # noqa: S311 (not a secret)
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    async def maintain(self) -> None:
+        """Drop expired idempotency keys and long-finished jobs; safe to run anywhere, twice."""
+        now = utcnow()
+        try:
+            async with self.db.autocommit() as connection:
+                keys = await idempotency.purge_expired(connection, self.settings, now)
+                jobs = await connection.execute(
+                    delete(J).where(
+                        J.status == JobStatus.DONE.value, J.finished_at < now - DONE_RETENTION
+                    )
+                )
+        except Exception as exc:
+            log.warning("maintenance failed: %s", _describe(exc))
+            return
+        if keys or jobs.rowcount:
+            log.info("purged %d idempotency keys and %d finished jobs", keys, jobs.rowcount)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+async def _first_of(*events: asyncio.Event, within: float) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
