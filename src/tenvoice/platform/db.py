@@ -198,14 +198,17 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+    async def lookup(self, *, primary: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection outside any transaction, for single reads of platform tables.
 
         Authentication runs one indexed SELECT per request; in autocommit it costs one round
         trip instead of BEGIN, SELECT and ROLLBACK. It carries no tenant, and tenant-owned
-        tables are not read through it.
+        tables are not read through it. `primary` reads what was just written elsewhere,
+        never a replica's lagging copy (SQLite has no replica, and its write engine would
+        take the write lock).
         """
-        async with self.read_engine.connect() as connection:
+        engine = self.write_engine if primary and self.dialect == "postgresql" else None
+        async with (engine or self.read_engine).connect() as connection:
             if self.dialect == "postgresql":
                 # SQLite's BEGIN is issued by our own hook and costs no round trip.
                 connection = await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -205,13 +205,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _claim(db: Database, owner: str, key: str, print_: str) -> Response | None:
-    """None when this request now holds the key, else the answer it gets instead."""
+    """None when this request now holds the key, else the answer it gets instead.
+
+    The key is read before it is claimed: a retry or replay then costs one read and, on
+    SQLite, does not queue for the write lock behind the very request it is waiting on.
+    """
     insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
     for _ in range(3):
         now = utcnow()
-        async with db.autocommit() as connection:
-            claimed = (
-                await connection.execute(
+        async with db.lookup(primary=True) as connection:
+            held = (await connection.execute(_HELD.where(K.scope == owner, K.key == key))).first()
+        if held is None:
+            async with db.autocommit() as connection:
+                claimed = await connection.execute(
                     insert(K)
                     .values(
                         scope=owner,
@@ -224,24 +230,23 @@ async def _claim(db: Database, owner: str, key: str, print_: str) -> Response | 
                     .on_conflict_do_nothing(index_elements=[K.scope, K.key])
                     .returning(K.key)
                 )
-            ).first()
-            if claimed is not None:
-                return None
-            held = (await connection.execute(_HELD.where(K.scope == owner, K.key == key))).first()
-            if held is None:
-                continue  # released between the two statements: try to claim it again
-            if held.status == IN_FLIGHT and held.locked_until < now and held.fingerprint == print_:
-                # Its holder died mid-request (its change, if any, rolled back with it).
+                if claimed.first() is not None:
+                    return None
+            continue  # another request claimed it first: answer as its retry
+        if held.status == IN_FLIGHT and held.locked_until < now and held.fingerprint == print_:
+            # Its holder died mid-request; the retry runs it again (the module docstring
+            # names the one instant in which that repeats a committed change).
+            async with db.autocommit() as connection:
                 taken = await connection.execute(
                     update(K)
                     .where(K.scope == owner, K.key == key, K.locked_until == held.locked_until)
                     .values(locked_until=now + LOCK)
                 )
-                if taken.rowcount == 1:
-                    return None
-                continue
-            return _answer_existing(held, print_)
-    # Claimed and released three times over within a moment: as good as in flight.
+            if taken.rowcount == 1:
+                return None
+            continue
+        return _answer_existing(held, print_)
+    # Claimed and released over and over within a moment: as good as in flight.
     return _in_flight()
 
 
