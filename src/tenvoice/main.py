@@ -88,21 +88,35 @@ def create_app(
 
 
 def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
-    """Error responses are application/problem+json only; FastAPI also lists a JSON copy."""
+    """Error responses are application/problem+json only (FastAPI also lists a JSON copy),
+    and every authenticated POST documents the Idempotency-Key header its middleware reads."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = generate()  # FastAPI caches it in app.openapi_schema; trimmed in place once
-        for operation in (op for path in schema["paths"].values() for op in path.values()):
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status >= "400" and "application/problem+json" in content:
-                    content.pop("application/json", None)
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status >= "400" and "application/problem+json" in content:
+                        content.pop("application/json", None)
+                if method == "post" and not path.startswith("/api/webhooks/"):
+                    operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retries with the same key and body return the first response "
+    "(Idempotent-Replayed: true) for at least 24 hours.",
+}
 
 
 def _operations(app: FastAPI) -> None:

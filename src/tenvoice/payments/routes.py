@@ -22,7 +22,7 @@ from tenvoice.platform.errors import BadRequest, FieldError, MalformedJson, Vali
 from tenvoice.platform.http import field_path
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.pagination import Page
-from tenvoice.platform.schemas import problem_responses
+from tenvoice.platform.schemas import inline_schema, problem_responses
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
 from tenvoice.platform.uow import UnitOfWork
 
@@ -76,10 +76,14 @@ GATEWAY = Actor("gateway", None)
     "/payments",
     responses=problem_responses(400, 401, 404, 413, 422),
     openapi_extra={
+        "parameters": [
+            {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+            for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": GatewayEvent.model_json_schema()}},
-        }
+            "content": {"application/json": {"schema": inline_schema(GatewayEvent)}},
+        },
     },
 )
 async def payment_webhook(request: Request) -> WebhookAck:
