@@ -141,6 +141,12 @@ class Worker:
         )
         if self.db.dialect == "postgresql":
             due = due.with_for_update(skip_locked=True)
+        else:
+            # An idle poll must not take SQLite's one write lock from the API's writers:
+            # look first (WAL readers take no lock), claim only when something is due.
+            async with self.db.lookup() as connection:
+                if await connection.scalar(due.limit(1)) is None:
+                    return []
         statement = (
             update(J)
             .where(J.id.in_(due.scalar_subquery()))
