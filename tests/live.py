@@ -85,7 +85,10 @@ async def live_server(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 20.0,  # noqa: ASYNC109 (a deadline between polls, not a cancellation)
+    interval: float = 0.05,
 ) -> T:
     """Poll `check` until it returns a truthy value (returned) or the time runs out."""
     deadline = time.monotonic() + timeout

@@ -15,10 +15,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenvoice.config import Settings
 from tenvoice.platform import idempotency
@@ -135,7 +136,11 @@ class Worker:
         now = utcnow()
         due = (
             select(J.id)
-            .where(J.status == JobStatus.PENDING.value, J.run_after <= now)
+            .where(
+                J.status == JobStatus.PENDING.value,
+                J.run_after <= now,
+                J.attempts < self.settings.worker_max_attempts,
+            )
             .order_by(J.run_after)
             .limit(limit)
         )
@@ -145,7 +150,8 @@ class Worker:
             # An idle poll must not take SQLite's one write lock from the API's writers:
             # look first (WAL readers take no lock), claim only when something is due.
             async with self.db.lookup() as connection:
-                if await connection.scalar(due.limit(1)) is None:
+                idle = await connection.scalar(due.limit(1)) is None
+                if idle and not await self._lost(connection, now):
                     return []
         statement = (
             update(J)
@@ -154,8 +160,43 @@ class Worker:
             .returning(J.id, J.tenant_id, J.kind, J.payload, J.attempts)
         )
         async with self.db.autocommit() as connection:
+            await self._bury_lost(connection, now)
             rows = (await connection.execute(statement)).all()
         return [Job(row.id, row.tenant_id, row.kind, row.payload, row.attempts) for row in rows]
+
+    def _lost_on_last_attempt(self, now: datetime) -> ColumnElement[bool]:
+        # A worker that dies never reports its failure, so a job that kills its worker every
+        # time would never be marked dead by _failed: its last lease running out does it.
+        return and_(
+            J.status == JobStatus.PENDING.value,
+            J.attempts >= self.settings.worker_max_attempts,
+            J.run_after <= now,
+        )
+
+    async def _lost(self, connection: AsyncConnection, now: datetime) -> bool:
+        found = await connection.scalar(
+            select(J.id).where(self._lost_on_last_attempt(now)).limit(1)
+        )
+        return found is not None
+
+    async def _bury_lost(self, connection: AsyncConnection, now: datetime) -> None:
+        buried = await connection.execute(
+            update(J)
+            .where(self._lost_on_last_attempt(now))
+            .values(
+                status=JobStatus.DEAD.value,
+                finished_at=now,
+                updated_at=now,
+                last_error=func.coalesce(J.last_error + " / ", "")
+                + "the worker running the last attempt was lost (its lease ran out)",
+            )
+            .returning(J.id, J.kind)
+        )
+        for job in buried:
+            JOBS.labels(job.kind, "dead").inc()
+            log.error(
+                "job %s (%s) is dead: its worker was lost on the last attempt", job.id, job.kind
+            )
 
     async def execute(self, job: Job) -> None:
         handler = self.jobs.get(job.kind)
