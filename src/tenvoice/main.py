@@ -18,7 +18,7 @@ from tenvoice.payments.routes import webhook_router
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import ServiceUnavailable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
-from tenvoice.platform.idempotency import IdempotencyMiddleware
+from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
 from tenvoice.platform.migrate import schema_is_behind
@@ -102,7 +102,7 @@ def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if status >= "400" and "application/problem+json" in content:
                         content.pop("application/json", None)
-                if method == "post" and not path.startswith("/api/webhooks/"):
+                if method == "post" and not path.startswith(UNKEYED_PREFIX):
                     operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
         return schema
 

@@ -34,6 +34,7 @@ from tenvoice.platform.errors import FieldError
 from tenvoice.platform.http import problem
 
 HEADER = b"idempotency-key"
+UNKEYED_PREFIX = "/api/webhooks/"
 MAX_KEY_LENGTH = 255
 # A request holds its key this long at most; past it, the holder is presumed dead.
 LOCK = timedelta(seconds=60)
@@ -173,6 +174,10 @@ class IdempotencyMiddleware:
 
 def _key_header(scope: Scope) -> str | None:
     if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    if scope["path"].startswith(UNKEYED_PREFIX):
+        # Signed webhooks are deduplicated by their own webhook-id in the inbox; a stored
+        # answer must never stand in for checking their signature.
         return None
     for name, value in scope["headers"]:
         if name == HEADER:
