@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from tests.conftest import TenantHandle, make_customer, make_invoice
+from tests.payments.support import pay
 from tests.problems import assert_problem
 
-ID_PARAMS = ("customer_id", "invoice_id")
+ID_PARAMS = ("customer_id", "invoice_id", "payment_id")
 KNOWN_ROUTES = {
     ("GET", "/api/customers/{customer_id}"),
     ("PATCH", "/api/customers/{customer_id}"),
@@ -26,6 +27,7 @@ KNOWN_ROUTES = {
     ("POST", "/api/invoices/{invoice_id}/void"),
     ("POST", "/api/invoices/{invoice_id}/mark-uncollectible"),
     ("GET", "/api/invoices/{invoice_id}/timeline"),
+    ("GET", "/api/payments/{payment_id}"),
 }
 # A body valid enough to get past validation, so the answer is about the id. A new route
 # that needs a body gets one here; without it the walk fails with a 422 and says where.
@@ -40,6 +42,7 @@ class Victim:
     customer: dict[str, Any]
     draft: dict[str, Any]
     open: dict[str, Any]
+    payment: dict[str, Any]
 
 
 def id_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -70,8 +73,10 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
         f"/api/invoices/{victim.open['id']}",
         f"/api/invoices/{victim.draft['id']}/timeline",
         f"/api/invoices/{victim.open['id']}/timeline",
+        f"/api/payments/{victim.payment['id']}",
         "/api/customers",
         "/api/invoices",
+        "/api/payments",
     ]
     taken = []
     for path in paths:
@@ -87,7 +92,10 @@ async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     draft = await make_invoice(client, tenant_b, customer["id"], memo="draft of b")
     opened = await make_invoice(client, tenant_b, customer["id"], finalize=True)
     assert (draft["status"], opened["status"]) == ("draft", "open")
-    return Victim(customer, draft, opened)
+    # Pending for good (no worker runs here): B's open invoice is partly paid for.
+    response = await pay(client, tenant_b, opened["id"], "100", token="tok_pending")
+    assert response.status_code == 201, response.text
+    return Victim(customer, draft, opened, response.json())
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
@@ -103,14 +111,16 @@ async def test_every_id_route_is_404_across_tenants(
     headers = tenant_a.headers if caller == "api_key" else {**admin, "X-Tenant-Id": tenant_a.id}
     # Tenant A owns objects of its own, so a leak could not hide behind an empty tenant.
     mine = await make_customer(client, tenant_a)
-    await make_invoice(client, tenant_a, mine["id"], finalize=True)
+    my_invoice = await make_invoice(client, tenant_a, mine["id"], finalize=True)
+    assert (await pay(client, tenant_a, my_invoice["id"], "1")).status_code == 201
     before = await snapshot(client, tenant_b, victim)
 
     routes = id_routes(app)
     assert set(routes) >= KNOWN_ROUTES, KNOWN_ROUTES - set(routes)
+    theirs = {"customer_id": victim.customer["id"], "payment_id": victim.payment["id"]}
     id_sets = [
-        {"customer_id": victim.customer["id"], "invoice_id": victim.draft["id"]},
-        {"customer_id": victim.customer["id"], "invoice_id": victim.open["id"]},
+        {**theirs, "invoice_id": victim.draft["id"]},
+        {**theirs, "invoice_id": victim.open["id"]},
     ]
     wrong: list[str] = []
     walked = 0
@@ -124,7 +134,12 @@ async def test_every_id_route_is_404_across_tenants(
                 wrong.append(f"{method} {url} -> {response.status_code} {response.text[:200]}")
                 continue
             problem = assert_problem(response, 404, response.json()["code"])
-            assert problem["code"] in ("customer_not_found", "invoice_not_found", "not_found")
+            assert problem["code"] in (
+                "customer_not_found",
+                "invoice_not_found",
+                "payment_not_found",
+                "not_found",
+            )
             assert victim.customer["name"] not in response.text
     assert not wrong, "\n".join(wrong)
     assert walked >= 2 * len(KNOWN_ROUTES)
@@ -137,6 +152,8 @@ async def test_lists_never_show_another_tenants_rows(
 ) -> None:
     mine = await make_customer(client, tenant_a, "Acme Own Customer")
     my_invoice = await make_invoice(client, tenant_a, mine["id"], finalize=True)
+    my_payment = await pay(client, tenant_a, my_invoice["id"], "1")
+    assert my_payment.status_code == 201, my_payment.text
 
     customers = await client.get(
         "/api/customers", params={"includeTotal": "true"}, headers=tenant_a.headers
@@ -150,6 +167,12 @@ async def test_lists_never_show_another_tenants_rows(
     assert [i["id"] for i in invoices.json()["data"]] == [my_invoice["id"]]
     assert invoices.json()["pagination"]["totalCount"] == 1
 
+    payments = await client.get(
+        "/api/payments", params={"includeTotal": "true"}, headers=tenant_a.headers
+    )
+    assert [p["id"] for p in payments.json()["data"]] == [my_payment.json()["id"]]
+    assert payments.json()["pagination"]["totalCount"] == 1
+
     probes: list[tuple[str, dict[str, Any]]] = [
         ("/api/customers", {"search": "Globex"}),
         ("/api/customers", {"limit": 100}),
@@ -158,12 +181,15 @@ async def test_lists_never_show_another_tenants_rows(
         ("/api/invoices", {"search": "GLX"}),
         ("/api/invoices", {"status": ["draft", "open"], "limit": 100}),
         ("/api/invoices", {"currency": "EUR"}),
+        ("/api/payments", {"invoiceId": victim.open["id"]}),
+        ("/api/payments", {"status": "pending", "limit": 100}),
     ]
     for path, params in probes:
         response = await client.get(path, params=params, headers=tenant_a.headers)
         assert response.status_code == 200, response.text
         ids = {row["id"] for row in response.json()["data"]}
-        assert not ids & {victim.customer["id"], victim.draft["id"], victim.open["id"]}, params
+        theirs = {victim.customer["id"], victim.draft["id"], victim.open["id"]}
+        assert not ids & {*theirs, victim.payment["id"]}, params
         assert "Globex" not in response.text
 
 
@@ -193,3 +219,26 @@ async def test_cannot_invoice_another_tenants_customer(
     assert listed.json()["data"][0]["customerId"] == mine["id"]
     theirs = await client.get("/api/invoices", headers=tenant_b.headers)
     assert {i["id"] for i in theirs.json()["data"]} == {victim.draft["id"], victim.open["id"]}
+
+
+@pytest.mark.parametrize("caller", ["api_key", "admin"])
+async def test_cannot_pay_another_tenants_invoice(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    tenant_a: TenantHandle,
+    tenant_b: TenantHandle,
+    victim: Victim,
+    caller: str,
+) -> None:
+    headers = tenant_a.headers if caller == "api_key" else {**admin, "X-Tenant-Id": tenant_a.id}
+    before = await snapshot(client, tenant_b, victim)
+    for invoice in (victim.open, victim.draft):
+        response = await client.post(
+            "/api/payments",
+            json={"invoiceId": invoice["id"], "amount": "1", "method": "card"},
+            headers=headers,
+        )
+        assert_problem(response, 404, "invoice_not_found")
+    assert await snapshot(client, tenant_b, victim) == before
+    mine = await client.get("/api/payments", headers=headers)
+    assert mine.json()["data"] == []
