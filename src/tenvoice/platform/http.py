@@ -157,6 +157,10 @@ def _allowed_methods(request: Request) -> set[str]:
 
 
 async def _dependency_down(request: Request, exc: Exception) -> Response:
+    return dependency_down(exc)
+
+
+def dependency_down(exc: Exception) -> Response:
     # Connection refused or lost, pool exhausted, SQLite's lock wait run out: the request
     # may well succeed in a moment, which is what 503 with Retry-After says.
     log.warning("database unavailable: %s", type(exc).__name__)

@@ -16,8 +16,10 @@ again; that window is the price of keeping this out of every command's transacti
 """
 
 import hashlib
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from sqlalchemy import Index, Integer, LargeBinary, Row, String, delete, select, update
@@ -31,7 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenvoice.config import Settings
 from tenvoice.platform.db import JSON_DOCUMENT, Base, Database, utcnow
 from tenvoice.platform.errors import FieldError
-from tenvoice.platform.http import problem
+from tenvoice.platform.http import DEPENDENCY_ERRORS, dependency_down, problem
+
+log = logging.getLogger("tenvoice.idempotency")
 
 HEADER = b"idempotency-key"
 UNKEYED_PREFIX = "/api/webhooks/"
@@ -114,7 +118,11 @@ class IdempotencyMiddleware:
             )
             await response(scope, receive, send)
             return
-        owner = await self.scope_of(Request(scope, receive))
+        try:
+            owner = await self.scope_of(Request(scope, receive))
+        except DEPENDENCY_ERRORS as exc:
+            await dependency_down(exc)(scope, receive, send)
+            return
         if owner is None:
             # Not authenticated: the route refuses it, and there is no one to own the key.
             await self.app(scope, receive, send)
@@ -124,7 +132,10 @@ class IdempotencyMiddleware:
             return  # the client went away, or the body guard stopped an oversized body
         db: Database = scope["app"].state.db
         print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
-        answer = await _claim(db, owner, key, print_)
+        try:
+            answer = await _claim(db, owner, key, print_)
+        except DEPENDENCY_ERRORS as exc:
+            answer = dependency_down(exc)
         if answer is not None:
             await answer(scope, receive, send)
             return
@@ -149,27 +160,17 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, receive, capture)
         except BaseException:
-            await _release(db, owner, key)
+            await _settle(_release(db, owner, key))
             raise
         if status >= 500 or status in _NOT_KEPT:
-            await _release(db, owner, key)
+            await _settle(_release(db, owner, key))
             return
         kept = [
             [name.decode(), value.decode("latin-1")]
             for name, value in headers
             if name.lower() in _KEPT_HEADERS
         ]
-        async with db.autocommit() as connection:
-            await connection.execute(
-                update(K)
-                .where(K.scope == owner, K.key == key)
-                .values(
-                    status=COMPLETED,
-                    response_status=status,
-                    response_headers=kept,
-                    response_body=b"".join(parts),
-                )
-            )
+        await _settle(_complete(db, owner, key, status, kept, b"".join(parts)))
 
 
 def _key_header(scope: Scope) -> str | None:
@@ -272,6 +273,33 @@ def _answer_existing(held: _Held, print_: str) -> Response:
         (b"idempotent-replayed", b"true"),
     ]
     return response
+
+
+async def _complete(
+    db: Database, owner: str, key: str, status: int, headers: list[list[str]], body: bytes
+) -> None:
+    async with db.autocommit() as connection:
+        await connection.execute(
+            update(K)
+            .where(K.scope == owner, K.key == key)
+            .values(
+                status=COMPLETED,
+                response_status=status,
+                response_headers=headers,
+                response_body=body,
+            )
+        )
+
+
+async def _settle(step: Coroutine[Any, Any, None]) -> None:
+    """Record how a request ended; its response has gone out, so a failure is only logged.
+
+    Should the database be down just then, the key stays in flight until its lock expires.
+    """
+    try:
+        await step
+    except DEPENDENCY_ERRORS as exc:
+        log.warning("idempotency key not settled: %s", type(exc).__name__)
 
 
 def _in_flight() -> Response:
