@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.Column("amount_pending", sa.BigInteger(), nullable=False, server_default="0"),
     )
 
+    op.add_column("invoices", sa.Column("overdue_at", sa.DateTime(timezone=True), nullable=True))
+
     op.create_table(
         "payments",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
@@ -145,4 +147,5 @@ def downgrade() -> None:
     ):
         op.drop_table(table)
     with op.batch_alter_table("invoices") as batch:
+        batch.drop_column("overdue_at")
         batch.drop_column("amount_pending")

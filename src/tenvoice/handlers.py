@@ -5,6 +5,7 @@ from tenvoice.customers import events as customer_events
 from tenvoice.gateway import simulator
 from tenvoice.gateway.handlers import request_charge
 from tenvoice.invoices import events as invoice_events
+from tenvoice.invoices import jobs as invoice_jobs
 from tenvoice.payments import events as payment_events
 from tenvoice.platform.messages import EventHandler
 from tenvoice.platform.outbox import JobHandler
@@ -22,6 +23,7 @@ _ON_TIMELINE: list[type] = [
     invoice_events.InvoiceVoided,
     invoice_events.InvoiceMarkedUncollectible,
     invoice_events.InvoicePaid,
+    invoice_events.InvoiceOverdue,
     payment_events.PaymentAttempted,
     payment_events.PaymentSucceeded,
     payment_events.PaymentFailed,
@@ -29,9 +31,11 @@ _ON_TIMELINE: list[type] = [
 
 EVENT_HANDLERS: dict[type, list[EventHandler]] = {
     **{event: [record_on_timeline] for event in _ON_TIMELINE},
+    invoice_events.InvoiceFinalized: [record_on_timeline, invoice_jobs.schedule_overdue_check],
     payment_events.ChargeRequested: [request_charge],
 }
 
 JOB_HANDLERS: dict[str, JobHandler] = {
     simulator.CHARGE: simulator.charge,
+    invoice_jobs.OVERDUE_CHECK: invoice_jobs.check_overdue,
 }

@@ -165,8 +165,10 @@ async def stop_worker(worker: WorkerProcess) -> None:
 
 
 async def outbox(db: Database) -> list[Row[Any]]:
+    """The gateway's jobs (finalizing also schedules each invoice's overdue check)."""
+    charges = select(OutboxJob.__table__).where(OutboxJob.kind == CHARGE)
     async with db.lookup() as connection:
-        return list((await connection.execute(select(OutboxJob.__table__))).all())
+        return list((await connection.execute(charges)).all())
 
 
 async def inbox(db: Database) -> list[Row[Any]]:

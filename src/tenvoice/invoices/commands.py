@@ -181,6 +181,12 @@ async def mark_invoice_uncollectible(uow: UnitOfWork, command: InvoiceAction) ->
     return invoice
 
 
+async def record_overdue(uow: UnitOfWork, command: InvoiceAction) -> None:
+    invoice = await load_invoice(uow, command.invoice_id, with_items=False)
+    now = utcnow()
+    invoice.record_overdue(now.date(), now)
+
+
 async def _finalize(uow: UnitOfWork, invoice: Invoice, tenant: Tenant, customer: Customer) -> None:
     invoice.check_transition(InvoiceStatus.OPEN, "finalize")
     if customer.deleted_at is not None:

@@ -73,3 +73,11 @@ class InvoicePaid(_InvoiceEvent):
     event_type: ClassVar[str] = "invoice.paid"
     number: str
     amount_paid: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceOverdue(_InvoiceEvent):
+    event_type: ClassVar[str] = "invoice.overdue"
+    number: str
+    amount_due: str
+    due_date: str

@@ -144,6 +144,8 @@ class Invoice(TenantOwned, EventRecorder, Base):
     paid_at: Mapped[datetime | None] = mapped_column(default=None)
     voided_at: Mapped[datetime | None] = mapped_column(default=None)
     marked_uncollectible_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When invoice.overdue was recorded: it is recorded once, however often it is checked.
+    overdue_at: Mapped[datetime | None] = mapped_column(default=None)
     # The secret in the invoice's public link (hostedUrl); set when it is finalized.
     hosted_token: Mapped[str | None] = mapped_column(String(64), default=None)
 
@@ -305,6 +307,18 @@ class Invoice(TenantOwned, EventRecorder, Base):
         assert self.number is not None
         self.record(
             events.InvoiceMarkedUncollectible(self.id, self.number, self.money(self.amount_due))
+        )
+
+    def record_overdue(self, today: date, at: datetime) -> None:
+        """Record, once, that an open invoice's due date has passed unpaid."""
+        if self.status != S.OPEN or self.due_date >= today or self.overdue_at is not None:
+            return
+        assert self.number is not None
+        self.overdue_at = at
+        self.record(
+            events.InvoiceOverdue(
+                self.id, self.number, self.money(self.amount_due), self.due_date.isoformat()
+            )
         )
 
     # -- payments ----------------------------------------------------------------------

@@ -82,7 +82,9 @@ def enqueue(
     *,
     tenant_id: uuid.UUID | None,
     delay: timedelta = timedelta(0),
+    not_before: datetime | None = None,
 ) -> OutboxJob:
+    """Add a job to the session's transaction, due after `delay` or at `not_before`."""
     now = utcnow()
     job = OutboxJob(
         id=uuid7(),
@@ -91,7 +93,7 @@ def enqueue(
         payload=payload,
         status=JobStatus.PENDING.value,
         attempts=0,
-        run_after=now + delay,
+        run_after=max(now + delay, not_before or now),
         created_at=now,
         updated_at=now,
     )
