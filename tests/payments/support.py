@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TenantHandle
+from tests.conftest import TenantHandle, make_customer, make_invoice
 
 
 async def pay(
@@ -20,3 +20,20 @@ async def pay(
     if token is not None:
         body["paymentToken"] = token
     return await client.post("/api/payments", json=body, headers=tenant.headers)
+
+
+async def open_invoice(
+    client: httpx.AsyncClient, tenant: TenantHandle, total: str
+) -> dict[str, Any]:
+    """A finalized invoice of the standard items, which come to `total` at `tenant`'s tax."""
+    customer = await make_customer(client, tenant)
+    invoice = await make_invoice(client, tenant, customer["id"], finalize=True)
+    assert (invoice["status"], invoice["total"], invoice["amountDue"]) == ("open", total, total)
+    return invoice
+
+
+async def fetch(client: httpx.AsyncClient, tenant: TenantHandle, path: str) -> dict[str, Any]:
+    response = await client.get(path, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

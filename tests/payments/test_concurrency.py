@@ -28,12 +28,10 @@ from tests.conftest import (
     ADMIN_KEY,
     WEBHOOK_SECRET,
     TenantHandle,
-    make_customer,
-    make_invoice,
     make_tenant,
 )
 from tests.live import eventually, live_server
-from tests.payments.support import pay
+from tests.payments.support import fetch, open_invoice, pay
 from tests.problems import assert_problem
 
 ATTEMPTS = 32
@@ -45,20 +43,6 @@ QUARTER = "62.50"
 @pytest.fixture
 async def tenant(client: httpx.AsyncClient, admin: dict[str, str]) -> TenantHandle:
     return await make_tenant(client, admin, "Rush", defaultTaxRate="0")
-
-
-async def open_invoice(client: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, Any]:
-    customer = await make_customer(client, tenant)
-    invoice = await make_invoice(client, tenant, customer["id"], finalize=True)
-    assert (invoice["status"], invoice["total"]) == ("open", TOTAL)
-    return invoice
-
-
-async def fetch(client: httpx.AsyncClient, tenant: TenantHandle, path: str) -> dict[str, Any]:
-    response = await client.get(path, headers=tenant.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def rush(
@@ -142,7 +126,7 @@ async def event_counts(
 async def test_concurrent_full_attempts_accept_exactly_one(
     client: httpx.AsyncClient, tenant: TenantHandle, db: Database
 ) -> None:
-    invoice = await open_invoice(client, tenant)
+    invoice = await open_invoice(client, tenant, TOTAL)
 
     responses = await rush(client, tenant, invoice["id"], TOTAL, ATTEMPTS)
 
@@ -178,7 +162,7 @@ async def test_concurrent_full_attempts_accept_exactly_one(
 async def test_concurrent_quarter_attempts_accept_exactly_four(
     client: httpx.AsyncClient, tenant: TenantHandle, db: Database
 ) -> None:
-    invoice = await open_invoice(client, tenant)
+    invoice = await open_invoice(client, tenant, TOTAL)
 
     responses = await rush(client, tenant, invoice["id"], QUARTER, ATTEMPTS)
 
@@ -210,7 +194,9 @@ async def test_concurrent_attempts_on_many_invoices_settle_without_overpaying(
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         tenant = await make_tenant(client, admin, "Rush", defaultTaxRate="0")
         invoices = list(
-            await asyncio.gather(*(open_invoice(client, tenant) for _ in range(invoices_count)))
+            await asyncio.gather(
+                *(open_invoice(client, tenant, TOTAL) for _ in range(invoices_count))
+            )
         )
 
         # Every attempt at once, across all invoices, while the gateway answers as fast as

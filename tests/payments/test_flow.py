@@ -18,9 +18,9 @@ from tenvoice.platform.db import Database
 from tenvoice.platform.inbox import InboxMessage
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.outbox import OutboxJob
-from tests.conftest import ADMIN_KEY, TenantHandle, make_customer, make_invoice, make_tenant
+from tests.conftest import ADMIN_KEY, TenantHandle, make_tenant
 from tests.live import LiveServer, eventually, live_server
-from tests.payments.support import pay
+from tests.payments.support import fetch, open_invoice, pay
 from tests.problems import assert_problem
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -39,20 +39,6 @@ async def live(
 @pytest.fixture
 async def tenant(live: LiveServer) -> TenantHandle:
     return await make_tenant(live.client, ADMIN, "Acme", defaultTaxRate="11")
-
-
-async def open_invoice(client: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, Any]:
-    customer = await make_customer(client, tenant)
-    invoice = await make_invoice(client, tenant, customer["id"], finalize=True)
-    assert (invoice["status"], invoice["total"], invoice["amountDue"]) == ("open", TOTAL, TOTAL)
-    return invoice
-
-
-async def fetch(client: httpx.AsyncClient, tenant: TenantHandle, path: str) -> dict[str, Any]:
-    response = await client.get(path, headers=tenant.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def attempt(
@@ -167,7 +153,7 @@ def assert_paid(invoice: dict[str, Any]) -> None:
 async def test_success_pays_the_invoice(
     live: LiveServer, tenant: TenantHandle, db: Database, token: str | None
 ) -> None:
-    invoice = await open_invoice(live.client, tenant)
+    invoice = await open_invoice(live.client, tenant, TOTAL)
 
     payment = await pay_through(live.client, tenant, invoice["id"], TOTAL, token)
 
@@ -197,7 +183,7 @@ async def test_success_pays_the_invoice(
 async def test_failure_leaves_the_whole_balance_payable(
     live: LiveServer, tenant: TenantHandle, token: str, code: str
 ) -> None:
-    invoice = await open_invoice(live.client, tenant)
+    invoice = await open_invoice(live.client, tenant, TOTAL)
 
     failed = await pay_through(live.client, tenant, invoice["id"], TOTAL, token)
 
@@ -236,7 +222,7 @@ async def test_failure_leaves_the_whole_balance_payable(
 
 
 async def test_partial_then_full_payment(live: LiveServer, tenant: TenantHandle) -> None:
-    invoice = await open_invoice(live.client, tenant)
+    invoice = await open_invoice(live.client, tenant, TOTAL)
     path = f"/api/invoices/{invoice['id']}"
 
     assert_succeeded(await pay_through(live.client, tenant, invoice["id"], "100.00"))
@@ -267,7 +253,7 @@ async def test_partial_then_full_payment(live: LiveServer, tenant: TenantHandle)
 async def test_uncollectible_invoice_paid_in_full_becomes_paid(
     live: LiveServer, tenant: TenantHandle
 ) -> None:
-    invoice = await open_invoice(live.client, tenant)
+    invoice = await open_invoice(live.client, tenant, TOTAL)
     path = f"/api/invoices/{invoice['id']}"
     response = await live.client.post(f"{path}/mark-uncollectible", headers=tenant.headers)
     assert response.status_code == 200, response.text
@@ -296,7 +282,7 @@ async def test_uncollectible_invoice_paid_in_full_becomes_paid(
 
 
 async def test_timeline_tells_the_flow_in_order(live: LiveServer, tenant: TenantHandle) -> None:
-    invoice = await open_invoice(live.client, tenant)
+    invoice = await open_invoice(live.client, tenant, TOTAL)
     request_id = f"req-{uuid.uuid4().hex}"
 
     payment = await attempt(
@@ -354,7 +340,7 @@ async def test_timeline_tells_the_flow_in_order(live: LiveServer, tenant: Tenant
 async def test_pending_token_runs_the_job_and_sends_no_webhook(
     live: LiveServer, tenant: TenantHandle, db: Database
 ) -> None:
-    invoice = await open_invoice(live.client, tenant)
+    invoice = await open_invoice(live.client, tenant, TOTAL)
 
     payment = await attempt(live.client, tenant, invoice["id"], TOTAL, "tok_pending")
 
@@ -378,7 +364,7 @@ async def test_pending_token_runs_the_job_and_sends_no_webhook(
 async def test_each_webhook_is_entered_once_in_the_inbox(
     live: LiveServer, tenant: TenantHandle, db: Database
 ) -> None:
-    invoice = await open_invoice(live.client, tenant)
+    invoice = await open_invoice(live.client, tenant, TOTAL)
     declined = await pay_through(live.client, tenant, invoice["id"], TOTAL, "tok_declined")
     partial = await pay_through(live.client, tenant, invoice["id"], "27.50")
     rest = await pay_through(live.client, tenant, invoice["id"], "250.00")
@@ -414,7 +400,7 @@ async def test_slow_gateway_answers_later(
         settings, db, event_handlers, gateway_latency_ms=latency // timedelta(milliseconds=1)
     ) as live:
         tenant = await make_tenant(live.client, ADMIN, "Acme", defaultTaxRate="11")
-        invoice = await open_invoice(live.client, tenant)
+        invoice = await open_invoice(live.client, tenant, TOTAL)
 
         payment = await attempt(live.client, tenant, invoice["id"], TOTAL)
 

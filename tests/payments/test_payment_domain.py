@@ -18,6 +18,7 @@ from tenvoice.invoices.models import Invoice, Line
 from tenvoice.payments import events
 from tenvoice.payments.errors import InvalidPaymentTransition
 from tenvoice.payments.models import Payment, PaymentMethod
+from tenvoice.platform.messages import DomainEvent
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 LATER = datetime(2026, 3, 5, 8, 0, 0, tzinfo=UTC)
@@ -272,10 +273,11 @@ def test_an_attempt_records_the_attempt_and_asks_for_the_charge() -> None:
     invoice.reserve_payment(4000)
     payment = Payment.attempt(invoice, 4000, PaymentMethod.QRIS, "tok_declined", AT)
     recorded = payment.pull_events()
-    assert recorded == [
+    expected: list[DomainEvent] = [
         events.PaymentAttempted(payment.id, invoice.id, "40.00", "USD", "qris"),
         events.ChargeRequested(payment.id, invoice.id, "40.00", "USD", "qris", "tok_declined"),
     ]
+    assert recorded == expected
     for event in recorded:
         # Payment events are about the payment but read on the invoice's timeline.
         assert event.entity_type == "payment"

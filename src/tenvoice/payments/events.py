@@ -42,26 +42,13 @@ class PaymentFailed(_PaymentEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class ChargeRequested:
+class ChargeRequested(_PaymentEvent):
     """The payment is to be sent to the gateway: handled by writing an outbox job.
 
     Not on the timeline (payment.attempted already is); it carries what only the gateway
     needs, such as the single-use payment token, which is never stored on the payment.
     """
 
-    entity_type: ClassVar[str] = "payment"
     event_type: ClassVar[str] = "payment.charge_requested"
-    payment_id: uuid.UUID
-    invoice_id: uuid.UUID
-    amount: str
-    currency: str
     method: str
     payment_token: str
-
-    @property
-    def entity_id(self) -> uuid.UUID:
-        return self.payment_id
-
-    @property
-    def stream_id(self) -> uuid.UUID:
-        return self.invoice_id
