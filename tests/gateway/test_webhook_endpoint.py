@@ -18,8 +18,11 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from tenvoice.config import Settings
+from tenvoice.main import create_app
 from tenvoice.platform.db import Database
 from tenvoice.platform.inbox import InboxMessage
+from tenvoice.platform.messages import EventHandlers
 from tests.conftest import WEBHOOK_SECRET, TenantHandle, make_customer, make_invoice
 from tests.payments.support import pay
 from tests.problems import assert_problem
@@ -846,3 +849,25 @@ async def test_each_tenants_webhook_lands_in_its_own_tenant(
     assert theirs_after.invoice["amountPaid"] == "0.00"
     tenants = {row[1]: row[2] for row in await inbox_rows(db)}
     assert tenants == {mine_id: uuid.UUID(tenant_a.id), theirs_id: uuid.UUID(tenant_b.id)}
+
+
+@pytest.mark.backend("postgresql")  # on SQLite a secret is always generated beside the file
+async def test_without_a_configured_secret_webhooks_are_refused_as_unavailable(
+    client: httpx.AsyncClient,
+    db: Database,
+    tenant_a: TenantHandle,
+    settings: Settings,
+    event_handlers: EventHandlers,
+) -> None:
+    pending = await pending_payment(client, tenant_a)
+    unconfigured = create_app(
+        settings.model_copy(update={"gateway_webhook_secret": None}),
+        db=db,
+        event_handlers=event_handlers,
+    )
+    transport = httpx.ASGITransport(app=unconfigured)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tenvoice.test") as other:
+        response = await deliver(other, event(pending))
+    # Our configuration is missing, not the sender's fault: the gateway is to retry later.
+    assert_problem(response, 503, "service_unavailable")
+    assert await inbox_rows(db) == []

@@ -18,7 +18,12 @@ from tenvoice.payments.schemas import (
     payment_view,
 )
 from tenvoice.platform.db import Database
-from tenvoice.platform.errors import BadRequest, FieldError, MalformedJson, ValidationFailed
+from tenvoice.platform.errors import (
+    FieldError,
+    MalformedJson,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from tenvoice.platform.http import field_path
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.pagination import Page
@@ -91,7 +96,8 @@ async def payment_webhook(request: Request) -> WebhookAck:
     body = await request.body()
     secret: str | None = request.app.state.settings.gateway_webhook_secret
     if not secret:
-        raise BadRequest("Webhooks are not configured (TENVOICE_GATEWAY_WEBHOOK_SECRET).")
+        # Our configuration, not the sender's fault: the gateway should retry once it is set.
+        raise ServiceUnavailable("Webhooks are not configured (TENVOICE_GATEWAY_WEBHOOK_SECRET).")
     webhook_id = verify(secret, request.headers, body)
     if len(webhook_id) > 255:
         raise ValidationFailed("webhook-id", "must be at most 255 characters")
@@ -112,6 +118,8 @@ async def payment_webhook(request: Request) -> WebhookAck:
         failure_code=event.data.failure_code,
         failure_message=event.data.failure_message,
     )
+    # No credential names the tenant here: the signed payment does, so the unit of work is
+    # opened by hand rather than through TenantUow.
     context = RequestContext(GATEWAY, tenant_id, current_request_id.get())
     async with db.write(tenant_id) as session:
         outcome = await UnitOfWork(session, context, handlers).run(
