@@ -5,7 +5,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from tenvoice.customers.errors import CustomerNotFound
@@ -20,6 +19,7 @@ from tenvoice.invoices.models import (
 )
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import ValidationFailed
+from tenvoice.platform.sql import insert_into
 from tenvoice.platform.tokens import new_token, token_hash
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.models import Tenant
@@ -206,11 +206,9 @@ async def _finalize(uow: UnitOfWork, invoice: Invoice, tenant: Tenant, customer:
 async def _next_in_sequence(uow: UnitOfWork, tenant_id: uuid.UUID, year: int) -> int:
     # The statement is taken only after the invoice row is locked, and the counter row stays
     # locked until commit: two finalizes of one tenant and year queue here, never interleave.
-    dialect = uow.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     counter = InvoiceNumberCounter
     statement = (
-        insert(counter)
+        insert_into(uow.session.get_bind().dialect.name, counter)
         .values(tenant_id=tenant_id, year=year, last_value=1)
         .on_conflict_do_update(
             index_elements=[counter.tenant_id, counter.year],

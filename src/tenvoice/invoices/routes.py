@@ -22,7 +22,7 @@ from tenvoice.platform.db import Database, ReadSession, utcnow
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.money import MoneyError, parse_decimal
 from tenvoice.platform.pagination import Page, Sort
-from tenvoice.platform.schemas import Currency, IsoDate, problem_responses
+from tenvoice.platform.schemas import Currency, IsoDate, choices, problem_responses
 from tenvoice.timeline import queries as timeline
 from tenvoice.timeline.schemas import Timeline
 
@@ -53,16 +53,6 @@ def _amount(name: str, value: str | None) -> Decimal | None:
         raise ValidationFailed(name, str(exc)) from None
 
 
-def _statuses(values: list[str]) -> tuple[str, ...]:
-    """`status` repeated (status=open&status=paid) or comma-separated (status=open,paid)."""
-    wanted = [part.strip() for value in values for part in value.split(",")]
-    allowed = {status.value for status in InvoiceStatus}
-    unknown = [value for value in wanted if value not in allowed]
-    if unknown:
-        raise ValidationFailed("status", f"must be among {', '.join(sorted(allowed))}")
-    return tuple(dict.fromkeys(wanted))
-
-
 def invoice_filters(
     status: Annotated[list[str] | None, Query(max_length=200)] = None,
     customer_id: Annotated[UUID | None, Query(alias="customerId")] = None,
@@ -78,7 +68,7 @@ def invoice_filters(
 ) -> queries.InvoiceFilters:
     low, high = _amount("minTotal", min_total), _amount("maxTotal", max_total)
     return queries.InvoiceFilters(
-        statuses=_statuses(status or []),
+        statuses=choices("status", status or [], InvoiceStatus),
         customer_id=customer_id,
         currency=currency,
         overdue=overdue,

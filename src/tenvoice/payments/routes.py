@@ -27,7 +27,7 @@ from tenvoice.platform.errors import (
 from tenvoice.platform.http import field_path
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.pagination import Page
-from tenvoice.platform.schemas import inline_schema, problem_responses
+from tenvoice.platform.schemas import choices, inline_schema, problem_responses
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
 from tenvoice.platform.uow import UnitOfWork
 
@@ -38,19 +38,13 @@ router = APIRouter(
 )
 
 
-def _statuses(values: list[str]) -> tuple[str, ...]:
-    wanted = [part.strip() for value in values for part in value.split(",")]
-    allowed = {status.value for status in PaymentStatus}
-    if any(value not in allowed for value in wanted):
-        raise ValidationFailed("status", f"must be among {', '.join(sorted(allowed))}")
-    return tuple(dict.fromkeys(wanted))
-
-
 def payment_filters(
     invoice_id: Annotated[UUID | None, Query(alias="invoiceId")] = None,
     status: Annotated[list[str] | None, Query(max_length=100)] = None,
 ) -> queries.PaymentFilters:
-    return queries.PaymentFilters(invoice_id=invoice_id, statuses=_statuses(status or []))
+    return queries.PaymentFilters(
+        invoice_id=invoice_id, statuses=choices("status", status or [], PaymentStatus)
+    )
 
 
 @router.post("", status_code=201)

@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Index, Integer, LargeBinary, Row, String, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.requests import Request
@@ -34,6 +33,7 @@ from tenvoice.config import Settings
 from tenvoice.platform.db import JSON_DOCUMENT, Base, Database, utcnow
 from tenvoice.platform.errors import FieldError
 from tenvoice.platform.http import DEPENDENCY_ERRORS, dependency_down, problem
+from tenvoice.platform.sql import insert_into
 
 log = logging.getLogger("tenvoice.idempotency")
 
@@ -216,7 +216,6 @@ async def _claim(db: Database, owner: str, key: str, print_: str) -> Response | 
     The key is read before it is claimed: a retry or replay then costs one read and, on
     SQLite, does not queue for the write lock behind the very request it is waiting on.
     """
-    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
     for _ in range(3):
         now = utcnow()
         async with db.lookup(primary=True) as connection:
@@ -224,7 +223,7 @@ async def _claim(db: Database, owner: str, key: str, print_: str) -> Response | 
         if held is None:
             async with db.autocommit() as connection:
                 claimed = await connection.execute(
-                    insert(K)
+                    insert_into(db.dialect, K)
                     .values(
                         scope=owner,
                         key=key,

@@ -11,10 +11,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import String, Text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenvoice.platform.db import Base, WriteSession, utcnow
+from tenvoice.platform.sql import insert_into
 
 
 class InboxMessage(Base):
@@ -43,10 +43,8 @@ async def enter(
     tenant_id: uuid.UUID | None,
 ) -> bool:
     """Enter a message as processed; False if it was entered before (a duplicate)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     entered = await session.execute(
-        insert(M)
+        insert_into(session.get_bind().dialect.name, M)
         .values(
             source=source,
             message_id=message_id,

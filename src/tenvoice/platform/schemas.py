@@ -3,11 +3,13 @@
 import re
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.money import normalize_currency, parse_decimal
 
 
@@ -181,3 +183,13 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+def choices(field: str, values: list[str], allowed: type[StrEnum]) -> tuple[str, ...]:
+    """A filter given repeated (status=open&status=paid) or comma-separated (status=open,paid),
+    each value one of `allowed`; duplicates dropped, order kept."""
+    wanted = [part.strip() for value in values for part in value.split(",")]
+    names = {member.value for member in allowed}
+    if any(value not in names for value in wanted):
+        raise ValidationFailed(field, f"must be among {', '.join(sorted(names))}")
+    return tuple(dict.fromkeys(wanted))
