@@ -1,8 +1,6 @@
 """invoice.overdue: recorded once, by the worker, when an open invoice's due date passes."""
 
-import uuid
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 import httpx
 from sqlalchemy import select, update
@@ -11,39 +9,24 @@ from tenvoice.config import Settings
 from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS
 from tenvoice.invoices import events
 from tenvoice.invoices.jobs import OVERDUE_CHECK, overdue_from
-from tenvoice.invoices.models import Invoice, Line
 from tenvoice.platform.db import Database, utcnow
 from tenvoice.platform.outbox import JobStatus, OutboxJob
 from tenvoice.platform.worker import Worker
 from tests.conftest import TenantHandle, make_customer, make_invoice
+from tests.invoices.builders import ISSUED_NUMBER, invoice_in
 from tests.payments.support import pay
 from tests.problems import assert_problem
 
 AT = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
-def _open_invoice(due: date) -> Invoice:
-    invoice = Invoice.draft(
-        customer_id=uuid.uuid4(),
-        currency="USD",
-        issue_date=date(2026, 3, 1),
-        due_date=due,
-        lines=[Line("Work", Decimal(1), Decimal(100), Decimal(0))],
-        memo=None,
-        metadata={},
-    )
-    invoice.finalize("INV-2026-00001", "token", AT)
-    invoice.pull_events()
-    return invoice
-
-
 def test_recorded_once_and_only_after_the_due_date() -> None:
-    invoice = _open_invoice(date(2026, 3, 31))
+    invoice = invoice_in("open", due_date=date(2026, 3, 31))
     invoice.record_overdue(date(2026, 3, 31), AT)  # due today: not yet overdue
     assert invoice.pull_events() == []
     invoice.record_overdue(date(2026, 4, 1), AT)
     assert invoice.pull_events() == [
-        events.InvoiceOverdue(invoice.id, "INV-2026-00001", "100.00", "2026-03-31")
+        events.InvoiceOverdue(invoice.id, ISSUED_NUMBER, "100.00", "2026-03-31")
     ]
     assert invoice.overdue_at == AT
     invoice.record_overdue(date(2026, 4, 2), AT)
@@ -52,7 +35,7 @@ def test_recorded_once_and_only_after_the_due_date() -> None:
 
 def test_not_recorded_for_invoices_no_longer_open() -> None:
     for action in ("void", "mark_uncollectible"):
-        invoice = _open_invoice(date(2026, 3, 31))
+        invoice = invoice_in("open", due_date=date(2026, 3, 31))
         getattr(invoice, action)(AT)
         invoice.pull_events()
         invoice.record_overdue(date(2026, 4, 5), AT)

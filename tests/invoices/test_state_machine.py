@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -15,10 +15,9 @@ from tenvoice.invoices.errors import (
 )
 from tenvoice.invoices.models import Invoice, InvoiceStatus, Line
 from tenvoice.platform.errors import ValidationFailed
+from tests.invoices.builders import AT, TOKEN, draft_invoice, invoice_in
 
-AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 NUMBER = "INV-2026-00042"
-TOKEN = "hosted-link-token"
 # API.md, "Invoices": written out here, not read from the code under test.
 ALLOWED = {
     "draft": {"open"},
@@ -38,39 +37,13 @@ ACTIONS: dict[str, tuple[Action, str]] = {
 }
 
 
-def _draft(unit_price: str = "100", currency: str = "USD") -> Invoice:
-    return Invoice.draft(
-        customer_id=uuid.uuid4(),
-        currency=currency,
-        issue_date=date(2026, 3, 1),
-        due_date=date(2026, 3, 31),
-        lines=[Line("Work", Decimal(1), Decimal(unit_price), Decimal(0))],
-        memo=None,
-        metadata={},
-    )
-
-
-def _invoice_in(status: str) -> Invoice:
-    """An invoice in `status`, its events already collected."""
-    invoice = _draft("0" if status == "paid" else "100")
-    if status != "draft":
-        invoice.finalize("INV-2026-00001", TOKEN, AT)
-    if status == "void":
-        invoice.void(AT)
-    if status == "uncollectible":
-        invoice.mark_uncollectible(AT)
-    invoice.pull_events()
-    assert invoice.status == status
-    return invoice
-
-
 def _types(invoice: Invoice) -> list[str]:
     return [event.event_type for event in invoice.pull_events()]
 
 
 @pytest.mark.parametrize(("current", "target"), PAIRS)
 def test_transition_table(current: str, target: str) -> None:
-    invoice = _invoice_in(current)
+    invoice = invoice_in(current)
     if target in ALLOWED[current]:
         invoice.check_transition(InvoiceStatus(target), "move")
     else:
@@ -83,7 +56,7 @@ def test_transition_table(current: str, target: str) -> None:
 @pytest.mark.parametrize("status", STATUSES)
 @pytest.mark.parametrize("action", list(ACTIONS))
 def test_each_action_from_each_status(status: str, action: str) -> None:
-    invoice = _invoice_in(status)
+    invoice = invoice_in(status)
     run, target = ACTIONS[action]
     before = (invoice.status, invoice.number, invoice.updated_at)
     if target not in ALLOWED[status]:
@@ -116,7 +89,7 @@ def test_each_action_from_each_status(status: str, action: str) -> None:
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_send_only_what_is_still_owed(status: str) -> None:
-    invoice = _invoice_in(status)
+    invoice = invoice_in(status)
     if status in ("open", "uncollectible"):
         invoice.send(AT)
         assert invoice.status == status
@@ -132,7 +105,7 @@ def test_send_only_what_is_still_owed(status: str) -> None:
 
 
 def test_zero_total_invoice_is_paid_on_finalize() -> None:
-    invoice = _draft("0")
+    invoice = draft_invoice("0")
     invoice.pull_events()
     invoice.finalize(NUMBER, TOKEN, AT)
     assert invoice.status == "paid"
@@ -146,7 +119,7 @@ def test_zero_total_invoice_is_paid_on_finalize() -> None:
 
 
 def test_a_nonzero_invoice_stays_open_on_finalize() -> None:
-    invoice = _draft("0.01")
+    invoice = draft_invoice("0.01")
     invoice.finalize(NUMBER, TOKEN, AT)
     assert invoice.status == "open"
     assert invoice.paid_at is None
@@ -213,7 +186,7 @@ def test_a_line_that_cannot_be_priced_names_its_position() -> None:
 
 
 def test_revise_changes_a_draft_and_records_what_changed() -> None:
-    invoice = _invoice_in("draft")
+    invoice = invoice_in("draft")
     invoice.revise({"memo": "new", "due_date": date(2026, 4, 30)}, None)
     assert (invoice.memo, invoice.due_date) == ("new", date(2026, 4, 30))
     [event] = invoice.pull_events()
@@ -221,13 +194,13 @@ def test_revise_changes_a_draft_and_records_what_changed() -> None:
 
 
 def test_revise_with_nothing_new_records_nothing() -> None:
-    invoice = _invoice_in("draft")
+    invoice = invoice_in("draft")
     invoice.revise({"currency": "USD", "memo": None}, None)
     assert invoice.pull_events() == []
 
 
 def test_revise_currency_reprices_the_stored_lines() -> None:
-    invoice = _draft("10.5")
+    invoice = draft_invoice("10.5")
     invoice.pull_events()
     invoice.revise({"currency": "JPY"}, None)
     assert (invoice.currency, invoice.total) == ("JPY", 11)
@@ -236,7 +209,7 @@ def test_revise_currency_reprices_the_stored_lines() -> None:
 
 
 def test_revise_refuses_dates_out_of_order_and_keeps_the_old_ones() -> None:
-    invoice = _invoice_in("draft")
+    invoice = invoice_in("draft")
     with pytest.raises(ValidationFailed):
         invoice.revise({"issue_date": date(2026, 4, 1)}, None)
     assert invoice.issue_date == date(2026, 3, 1)
@@ -245,7 +218,7 @@ def test_revise_refuses_dates_out_of_order_and_keeps_the_old_ones() -> None:
 
 @pytest.mark.parametrize("status", ["open", "paid", "void", "uncollectible"])
 def test_only_drafts_can_be_revised_or_discarded(status: str) -> None:
-    invoice = _invoice_in(status)
+    invoice = invoice_in(status)
     with pytest.raises(InvoiceNotEditable):
         invoice.revise({"memo": "late"}, None)
     with pytest.raises(InvoiceNotDeletable):
@@ -255,6 +228,6 @@ def test_only_drafts_can_be_revised_or_discarded(status: str) -> None:
 
 
 def test_discarding_a_draft_records_it() -> None:
-    invoice = _invoice_in("draft")
+    invoice = invoice_in("draft")
     invoice.discard()
     assert invoice.pull_events() == [events.InvoiceDeleted(invoice.id)]

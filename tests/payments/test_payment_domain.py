@@ -2,8 +2,7 @@
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,45 +13,18 @@ from tenvoice.invoices.errors import (
     InvoiceHasPendingPayments,
     InvoiceNotPayable,
 )
-from tenvoice.invoices.models import Invoice, Line
+from tenvoice.invoices.models import Invoice
 from tenvoice.payments import events
 from tenvoice.payments.errors import InvalidPaymentTransition
 from tenvoice.payments.models import Payment, PaymentMethod
 from tenvoice.platform.messages import DomainEvent
+from tests.invoices.builders import AT, ISSUED_NUMBER, invoice_in
 
-AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 LATER = datetime(2026, 3, 5, 8, 0, 0, tzinfo=UTC)
-NUMBER = "INV-2026-00001"
-TOKEN = "hosted-link-token"
+NUMBER = ISSUED_NUMBER
 # API.md, "Payments": only these statuses take payments.
 PAYABLE = ("open", "uncollectible")
 STATUSES = ("draft", "open", "paid", "void", "uncollectible")
-
-
-def _draft(unit_price: str = "100", currency: str = "USD") -> Invoice:
-    return Invoice.draft(
-        customer_id=uuid.uuid4(),
-        currency=currency,
-        issue_date=date(2026, 3, 1),
-        due_date=date(2026, 3, 31),
-        lines=[Line("Work", Decimal(1), Decimal(unit_price), Decimal(0))],
-        memo=None,
-        metadata={},
-    )
-
-
-def _invoice_in(status: str, unit_price: str = "100", currency: str = "USD") -> Invoice:
-    """An invoice in `status` (100.00 USD unless it is paid), its events already collected."""
-    invoice = _draft("0" if status == "paid" else unit_price, currency)
-    if status != "draft":
-        invoice.finalize(NUMBER, TOKEN, AT)
-    if status == "void":
-        invoice.void(AT)
-    if status == "uncollectible":
-        invoice.mark_uncollectible(AT)
-    invoice.pull_events()
-    assert invoice.status == status
-    return invoice
 
 
 def _money(invoice: Invoice) -> tuple[str, int, int, int, datetime | None]:
@@ -78,7 +50,7 @@ def _attempt(invoice: Invoice, amount: int) -> Payment:
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_only_open_and_uncollectible_invoices_take_payments(status: str) -> None:
-    invoice = _invoice_in(status)
+    invoice = invoice_in(status)
     before = _money(invoice)
     if status in PAYABLE:
         invoice.reserve_payment(1)
@@ -93,7 +65,7 @@ def test_only_open_and_uncollectible_invoices_take_payments(status: str) -> None
 
 
 def test_reserving_holds_the_amount_without_paying_anything() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     updated = invoice.updated_at
     invoice.reserve_payment(6000)
     assert (invoice.amount_pending, invoice.amount_paid, invoice.amount_due) == (6000, 0, 10000)
@@ -103,7 +75,7 @@ def test_reserving_holds_the_amount_without_paying_anything() -> None:
 
 
 def test_the_whole_balance_can_be_reserved_and_not_a_minor_unit_more() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     with pytest.raises(AmountExceedsBalance) as raised:
         invoice.reserve_payment(10001)
     assert (raised.value.status, raised.value.code) == (409, "amount_exceeds_balance")
@@ -113,7 +85,7 @@ def test_the_whole_balance_can_be_reserved_and_not_a_minor_unit_more() -> None:
 
 
 def test_pending_payments_count_against_the_balance() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(6000)
     with pytest.raises(AmountExceedsBalance) as raised:
         invoice.reserve_payment(5000)
@@ -127,7 +99,7 @@ def test_pending_payments_count_against_the_balance() -> None:
 
 
 def test_paid_money_counts_against_the_balance_too() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(7000)
     invoice.apply_payment(7000, LATER)
     with pytest.raises(AmountExceedsBalance):
@@ -136,7 +108,7 @@ def test_paid_money_counts_against_the_balance_too() -> None:
 
 
 def test_an_uncollectible_invoice_is_reserved_against_like_an_open_one() -> None:
-    invoice = _invoice_in("uncollectible")
+    invoice = invoice_in("uncollectible")
     with pytest.raises(AmountExceedsBalance):
         invoice.reserve_payment(10001)
     invoice.reserve_payment(10000)
@@ -147,7 +119,7 @@ def test_an_uncollectible_invoice_is_reserved_against_like_an_open_one() -> None
 
 
 def test_a_partial_payment_keeps_the_invoice_open() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(2500)
     invoice.apply_payment(2500, LATER)
     assert _money(invoice) == ("open", 2500, 0, 7500, None)
@@ -156,7 +128,7 @@ def test_a_partial_payment_keeps_the_invoice_open() -> None:
 
 
 def test_the_payment_that_clears_the_balance_settles_the_invoice() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(6000)
     invoice.reserve_payment(4000)
     invoice.apply_payment(6000, AT)
@@ -169,7 +141,7 @@ def test_the_payment_that_clears_the_balance_settles_the_invoice() -> None:
 
 
 def test_paying_an_uncollectible_invoice_in_full_makes_it_paid() -> None:
-    invoice = _invoice_in("uncollectible")
+    invoice = invoice_in("uncollectible")
     invoice.reserve_payment(10000)
     invoice.apply_payment(10000, LATER)
     assert _money(invoice) == ("paid", 10000, 0, 0, LATER)
@@ -177,7 +149,7 @@ def test_paying_an_uncollectible_invoice_in_full_makes_it_paid() -> None:
 
 
 def test_settling_formats_in_the_invoices_currency() -> None:
-    invoice = _invoice_in("open", "1500", "JPY")
+    invoice = invoice_in("open", "1500", "JPY")
     assert invoice.amount_due == 1500
     invoice.reserve_payment(1500)
     invoice.apply_payment(1500, LATER)
@@ -185,7 +157,7 @@ def test_settling_formats_in_the_invoices_currency() -> None:
 
 
 def test_a_failed_payment_frees_its_amount_for_another_attempt() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(10000)
     invoice.release_payment(10000, LATER)
     assert _money(invoice) == ("open", 0, 0, 10000, None)
@@ -197,7 +169,7 @@ def test_a_failed_payment_frees_its_amount_for_another_attempt() -> None:
 
 
 def test_releasing_one_payment_leaves_the_others_reserved() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(3000)
     invoice.reserve_payment(5000)
     invoice.release_payment(3000, LATER)
@@ -210,7 +182,7 @@ def test_releasing_one_payment_leaves_the_others_reserved() -> None:
 
 @pytest.mark.parametrize("status", PAYABLE)
 def test_void_is_refused_while_a_payment_is_pending(status: str) -> None:
-    invoice = _invoice_in(status)
+    invoice = invoice_in(status)
     invoice.reserve_payment(1)
     before = (_money(invoice), invoice.voided_at, invoice.updated_at)
     with pytest.raises(InvoiceHasPendingPayments) as raised:
@@ -221,7 +193,7 @@ def test_void_is_refused_while_a_payment_is_pending(status: str) -> None:
 
 
 def test_void_is_allowed_again_once_the_pending_payment_failed() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(5000)
     invoice.release_payment(5000, AT)
     invoice.void(LATER)
@@ -231,7 +203,7 @@ def test_void_is_allowed_again_once_the_pending_payment_failed() -> None:
 
 def test_an_impossible_void_says_so_before_pending_payments() -> None:
     # The transition table is the first answer: a paid invoice is never voidable.
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(10000)
     invoice.apply_payment(10000, AT)
     with pytest.raises(InvalidInvoiceTransition):
@@ -239,7 +211,7 @@ def test_an_impossible_void_says_so_before_pending_payments() -> None:
 
 
 def test_mark_uncollectible_is_allowed_while_a_payment_is_pending() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(4000)
     invoice.mark_uncollectible(LATER)
     assert _money(invoice) == ("uncollectible", 0, 4000, 10000, None)
@@ -255,7 +227,7 @@ def test_mark_uncollectible_is_allowed_while_a_payment_is_pending() -> None:
 
 @pytest.mark.parametrize("method", list(PaymentMethod))
 def test_an_attempt_is_a_pending_payment_in_the_invoices_currency(method: PaymentMethod) -> None:
-    invoice = _invoice_in("open", "1.250", "KWD")
+    invoice = invoice_in("open", "1.250", "KWD")
     invoice.reserve_payment(1000)
     payment = Payment.attempt(invoice, 1000, method, "tok_success", AT)
     assert isinstance(payment.id, uuid.UUID)
@@ -269,7 +241,7 @@ def test_an_attempt_is_a_pending_payment_in_the_invoices_currency(method: Paymen
 
 
 def test_an_attempt_records_the_attempt_and_asks_for_the_charge() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     invoice.reserve_payment(4000)
     payment = Payment.attempt(invoice, 4000, PaymentMethod.QRIS, "tok_declined", AT)
     recorded = payment.pull_events()
@@ -291,7 +263,7 @@ def test_an_attempt_records_the_attempt_and_asks_for_the_charge() -> None:
 
 
 def test_an_attempt_is_formatted_with_the_currencys_minor_digits() -> None:
-    invoice = _invoice_in("open", "1500", "JPY")
+    invoice = invoice_in("open", "1500", "JPY")
     invoice.reserve_payment(1500)
     payment = Payment.attempt(invoice, 1500, PaymentMethod.BANK_TRANSFER, "", AT)
     assert payment.money() == "1500"
@@ -302,7 +274,7 @@ def test_an_attempt_is_formatted_with_the_currencys_minor_digits() -> None:
 
 
 def test_a_pending_payment_succeeds() -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     payment = _attempt(invoice, 2500)
     payment.succeed("ch_123", LATER)
     assert (payment.status, payment.gateway_reference) == ("succeeded", "ch_123")
@@ -315,7 +287,7 @@ def test_a_pending_payment_succeeds() -> None:
 
 @pytest.mark.parametrize("reference", ["ch_456", None])
 def test_a_pending_payment_fails(reference: str | None) -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     payment = _attempt(invoice, 2500)
     payment.fail("card_declined", "The card was declined.", reference, LATER)
     assert payment.status == "failed"
@@ -350,7 +322,7 @@ SETTLE: dict[str, Settle] = {
 @pytest.mark.parametrize("first", list(SETTLE))
 @pytest.mark.parametrize("then", list(SETTLE))
 def test_a_settled_payment_never_moves_again(first: str, then: str) -> None:
-    invoice = _invoice_in("open")
+    invoice = invoice_in("open")
     payment = _attempt(invoice, 2500)
     SETTLE[first](payment)
     payment.pull_events()
