@@ -49,9 +49,7 @@ async def attempt_payment(uow: UnitOfWork, command: AttemptPayment) -> Payment:
     if amount <= 0:
         raise ValidationFailed("amount", "must be greater than 0")
     invoice.reserve_payment(amount)
-    payment = Payment.attempt(
-        invoice, amount, command.method, command.payment_token or "", utcnow()
-    )
+    payment = Payment.attempt(invoice, amount, command.method, command.payment_token, utcnow())
     uow.session.add(uow.track(payment))
     await uow.session.flush()
     uow.session.add(PaymentRoute(payment_id=payment.id, tenant_id=uow.context.tenant_id))

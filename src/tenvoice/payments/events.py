@@ -51,4 +51,5 @@ class ChargeRequested(_PaymentEvent):
 
     event_type: ClassVar[str] = "payment.charge_requested"
     method: str
-    payment_token: str
+    # None: the gateway's default (tok_success for the simulated one).
+    payment_token: str | None

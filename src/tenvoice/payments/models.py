@@ -55,7 +55,7 @@ class Payment(TenantOwned, EventRecorder, Base):
 
     @classmethod
     def attempt(
-        cls, invoice: Invoice, amount: int, method: PaymentMethod, token: str, at: datetime
+        cls, invoice: Invoice, amount: int, method: PaymentMethod, token: str | None, at: datetime
     ) -> "Payment":
         """A new pending payment against `invoice`, whose balance the caller has reserved."""
         payment = cls(
