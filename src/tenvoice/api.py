@@ -55,7 +55,7 @@ async def _admin_reader(
         yield session
 
 
-def _public_links(request: Request) -> str:
+async def _public_links(request: Request) -> str:
     """The base of the public links this response hands out (hostedUrl)."""
     configured: str | None = request.app.state.settings.public_base_url
     return (configured or str(request.base_url)).rstrip("/")

@@ -53,7 +53,7 @@ def _amount(name: str, value: str | None) -> Decimal | None:
         raise ValidationFailed(name, str(exc)) from None
 
 
-def invoice_filters(
+async def invoice_filters(
     status: Annotated[list[str] | None, Query(max_length=200)] = None,
     customer_id: Annotated[UUID | None, Query(alias="customerId")] = None,
     currency: Annotated[Currency | None, Query()] = None,
@@ -82,7 +82,7 @@ def invoice_filters(
     )
 
 
-def invoice_sort(sort: Annotated[str, Query()] = queries.DEFAULT_SORT) -> Sort:
+async def invoice_sort(sort: Annotated[str, Query()] = queries.DEFAULT_SORT) -> Sort:
     try:
         return queries.SORTS[sort]
     except KeyError:

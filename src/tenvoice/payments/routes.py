@@ -38,7 +38,7 @@ router = APIRouter(
 )
 
 
-def payment_filters(
+async def payment_filters(
     invoice_id: Annotated[UUID | None, Query(alias="invoiceId")] = None,
     status: Annotated[list[str] | None, Query(max_length=100)] = None,
 ) -> queries.PaymentFilters:

@@ -43,7 +43,7 @@ class CursorPage:
 PageRequest = OffsetPage | CursorPage
 
 
-def page_request(
+async def page_request(
     page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=100)] = None,
     include_total: Annotated[bool | None, Query(alias="includeTotal")] = None,
