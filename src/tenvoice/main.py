@@ -24,6 +24,7 @@ from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
 from tenvoice.platform.migrate import schema_is_behind
 from tenvoice.platform.worker import Worker
 from tenvoice.tenants.auth import idempotency_scope
+from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.routes import router as tenants_router
 
 log = logging.getLogger("tenvoice")
@@ -42,6 +43,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         app.state.db = db or Database(settings.database_url, pool_size=settings.database_pool_size)
+        app.state.api_keys = ApiKeyCache()
+        await app.state.api_keys.start(app.state.db.url)
         worker = None
         if settings.worker:
             worker = Worker(app.state.db, settings, JOB_HANDLERS, app.state.event_handlers)
@@ -50,6 +53,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.api_keys.close()
             if worker is not None:
                 stop.set()
                 await running

@@ -15,6 +15,7 @@ from tenvoice.platform.errors import AppError
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
 from tenvoice.platform.tokens import token_hash
 from tenvoice.tenants import errors
+from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.keys import KEY_PREFIX
 from tenvoice.tenants.models import ApiKey, Tenant
 
@@ -43,17 +44,24 @@ async def _resolve(request: Request) -> tuple[Actor, uuid.UUID | None]:
         return ADMIN, None
     if not token.startswith(KEY_PREFIX):
         raise errors.InvalidApiKey("The key is not valid.")
+    key_hash = token_hash(token)
+    cache: ApiKeyCache | None = getattr(request.app.state, "api_keys", None)
+    if cache is not None and (cached := cache.get(key_hash)) is not None:
+        return Actor("api_key", str(cached.key_id)), cached.tenant_id
+    generation = cache.generation if cache is not None else 0
     db: Database = request.app.state.db
     async with db.lookup() as connection:
         found = (
             await connection.execute(
                 select(ApiKey.tenant_id, ApiKey.id, ApiKey.revoked_at).where(
-                    ApiKey.key_hash == token_hash(token)
+                    ApiKey.key_hash == key_hash
                 )
             )
         ).first()
     if found is None or found.revoked_at is not None:
         raise errors.InvalidApiKey("The key is not valid or has been revoked.")
+    if cache is not None:
+        cache.put(key_hash, found.id, found.tenant_id, generation)
     return Actor("api_key", str(found.id)), found.tenant_id
 
 

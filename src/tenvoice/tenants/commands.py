@@ -8,6 +8,7 @@ from tenvoice.platform.db import utcnow
 from tenvoice.platform.tokens import token_hash
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.errors import ApiKeyNotFound, TenantNotFound
+from tenvoice.tenants.keycache import announce_revocation
 from tenvoice.tenants.keys import display_prefix, generate_key
 from tenvoice.tenants.models import ApiKey, Tenant
 
@@ -73,3 +74,4 @@ async def revoke_api_key(uow: UnitOfWork, command: RevokeApiKey) -> None:
         raise ApiKeyNotFound(f"No API key {command.key_id} for this tenant.")
     if record.revoked_at is None:
         record.revoked_at = utcnow()
+        await announce_revocation(uow.session, record.id)

@@ -1,0 +1,127 @@
+"""API key lookups remembered per process, dropped the moment any process revokes a key.
+
+Every authenticated request resolves its key; without a cache that is one database round trip
+per request. The cache is trusted only while this process listens on PostgreSQL's
+`LISTEN`/`NOTIFY` channel that revocations announce themselves on (`NOTIFY` is delivered when
+the revoking transaction commits). If that feed is down, nothing is served from the cache, so
+a revoked key can never outlive its revocation by more than the notification's own delivery.
+SQLite has no such feed (and its lookup is a local file read), so there the cache stays off.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from tenvoice.platform.db import WriteSession
+
+log = logging.getLogger("tenvoice.keys")
+
+CHANNEL = "tenvoice_api_key_revoked"
+# A bound on staleness even if a notification were lost in a way the connection never noticed.
+TTL_SECONDS = 30.0
+MAX_ENTRIES = 10_000
+_RECONNECT_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    key_id: uuid.UUID
+    tenant_id: uuid.UUID
+    expires_at: float
+
+
+class ApiKeyCache:
+    def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, CachedKey] = {}
+        # Bumped by every invalidation; a lookup that started before one must not be stored,
+        # or a key read just before its revocation would be cached after it.
+        self._generation = 0
+        self._listening = False
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return self._listening
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, key_hash: str) -> CachedKey | None:
+        if not self._listening:
+            return None
+        found = self._entries.get(key_hash)
+        if found is None or found.expires_at < time.monotonic():
+            return None
+        return found
+
+    def put(self, key_hash: str, key_id: uuid.UUID, tenant_id: uuid.UUID, generation: int) -> None:
+        if not self._listening or generation != self._generation:
+            return
+        if len(self._entries) >= self._max_entries:
+            # Oldest first (dicts keep insertion order): crude, but bounded and O(1).
+            del self._entries[next(iter(self._entries))]
+        self._entries[key_hash] = CachedKey(key_id, tenant_id, time.monotonic() + self._ttl)
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+    async def start(self, database_url: str) -> None:
+        """Listen for revocations (PostgreSQL only); the cache serves once the feed is up."""
+        url = make_url(database_url)
+        if not url.drivername.startswith("postgres"):
+            return
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._supervisor = asyncio.create_task(self._listen(dsn), name="api-key-revocations")
+
+    async def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+
+    async def _listen(self, dsn: str) -> None:
+        while True:
+            try:
+                await self._follow(dsn)
+                log.warning("API key revocation feed lost; the key cache is off until it is back")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("API key revocation feed unavailable: %s", type(exc).__name__)
+            await asyncio.sleep(_RECONNECT_SECONDS)
+
+    async def _follow(self, dsn: str) -> None:
+        """Serve from the cache for as long as one listening connection lives."""
+        connection = await asyncpg.connect(dsn)
+        try:
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(CHANNEL, self._on_revoked)
+            self._listening = True
+            await lost.wait()
+        finally:
+            self._listening = False
+            self.invalidate()
+            if not connection.is_closed():
+                connection.terminate()
+
+    def _on_revoked(self, _connection: object, _pid: int, _channel: str, _payload: str) -> None:
+        # Revocations are rare: dropping everything is simpler than tracking keys by id, and
+        # costs one database lookup per active key.
+        self.invalidate()
+
+
+async def announce_revocation(session: WriteSession, key_id: uuid.UUID) -> None:
+    """Tell every process's cache, when this transaction commits, that a key was revoked."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(CHANNEL, str(key_id))))
