@@ -44,6 +44,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        # asyncpg already returns timestamptz as an aware UTC datetime; skipping the per-value
+        # call matters on list pages, which read seven timestamps per invoice.
+        if dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 class ScaledDecimal(TypeDecorator[Decimal]):
     """An exact Decimal stored as a scaled integer (`Decimal("1.5")` at scale 4 is 15000).
@@ -124,13 +131,20 @@ def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEn
         engine = create_async_engine(url, json_serializer=_json_dumps, pool_size=pool_size)
         _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if write else "BEGIN")
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         json_serializer=_json_dumps,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        connect_args={"connection_class": tenancy.TenantBoundConnection},
     )
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        tenancy.forget_pending_tenant(record.driver_connection)
+
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:

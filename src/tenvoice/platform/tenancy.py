@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import asyncpg
 from sqlalchemy import event, false, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 
@@ -96,14 +97,46 @@ def _stamp_tenant(session: Session, _context: Any, _instances: Any) -> None:
             raise TenancyError(f"{type(obj).__name__} inserted for another tenant")
 
 
+class TenantBoundConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
+    """An asyncpg connection that sets a transaction's tenant in the same round trip as BEGIN.
+
+    The session asks for the tenant when its transaction begins, before the driver has sent
+    BEGIN (asyncpg sends it with the first statement); appending `set_config` to that BEGIN
+    saves a round trip on every tenant transaction. A tenant not consumed by a BEGIN is
+    dropped when the connection goes back to the pool (`forget_pending_tenant`).
+    """
+
+    tenant_on_begin: str | None = None
+
+    # The signature is asyncpg's own.
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        tenant = self.tenant_on_begin
+        if tenant is not None and not args and query.startswith("BEGIN"):
+            self.tenant_on_begin = None
+            query = f"{query} SELECT set_config('app.tenant_id', '{tenant}', true);"
+        status: str = await super().execute(query, *args, timeout=timeout)
+        return status
+
+
+def forget_pending_tenant(driver_connection: Any) -> None:
+    if isinstance(driver_connection, TenantBoundConnection):
+        driver_connection.tenant_on_begin = None
+
+
 @event.listens_for(TenantSession, "after_begin")
 def _set_rls_tenant(session: Session, _transaction: Any, connection: Any) -> None:
     tenant = session_tenant(session)
     # No tenant, no statement: outside a transaction that set it, the setting is unset or
     # empty, which the policies match to no row. is_local=true makes it die with the
     # transaction, so a pooled connection never carries one tenant into another's request.
-    if tenant is None or connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql":
         return
-    connection.execute(
-        text("SELECT set_config('app.tenant_id', :tenant, true)"), {"tenant": str(tenant)}
-    )
+    driver = connection.connection.driver_connection
+    if isinstance(driver, TenantBoundConnection) and not driver.is_in_transaction():
+        # A UUID's text is hex and dashes only, so it is safe inside the SQL text.
+        driver.tenant_on_begin = str(uuid.UUID(str(tenant))) if tenant is not None else None
+        return
+    if tenant is not None:
+        connection.execute(
+            text("SELECT set_config('app.tenant_id', :tenant, true)"), {"tenant": str(tenant)}
+        )
