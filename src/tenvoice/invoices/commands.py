@@ -4,7 +4,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, and_, select
 from sqlalchemy.orm import selectinload
 
 from tenvoice.customers.errors import CustomerNotFound
@@ -87,8 +87,23 @@ async def _require_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer
     return customer
 
 
+async def _tenant_and_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> tuple[Tenant, Customer]:
+    """The tenant's defaults and the invoice's customer, in one round trip."""
+    row = (
+        await uow.session.execute(
+            select(Tenant, Customer)
+            .outerjoin(Customer, and_(Customer.tenant_id == Tenant.id, Customer.id == customer_id))
+            .where(Tenant.id == uow.context.tenant_id)
+        )
+    ).one()
+    tenant, customer = row
+    if customer is None or customer.deleted_at is not None:
+        raise CustomerNotFound(f"No customer {customer_id}.")
+    return tenant, customer
+
+
 async def load_invoice(
-    uow: UnitOfWork, invoice_id: uuid.UUID, *, with_items: bool = True
+    uow: UnitOfWork, invoice_id: uuid.UUID | ScalarSelect[uuid.UUID], *, with_items: bool = True
 ) -> Invoice:
     """The invoice, locked for the rest of the transaction (FOR UPDATE on PostgreSQL; SQLite's
     write transactions are exclusive already)."""
@@ -99,13 +114,13 @@ async def load_invoice(
     statement = statement.execution_options(populate_existing=True)
     invoice = await uow.session.scalar(statement)
     if invoice is None:
-        raise InvoiceNotFound(f"No invoice {invoice_id}.")
+        named = invoice_id if isinstance(invoice_id, uuid.UUID) else "with that reference"
+        raise InvoiceNotFound(f"No invoice {named}.")
     return uow.track(invoice)
 
 
 async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
-    tenant = await _tenant(uow)
-    customer = await _require_customer(uow, command.customer_id)
+    tenant, customer = await _tenant_and_customer(uow, command.customer_id)
     issue_date = command.issue_date or utcnow().date()
     due_date = command.due_date or _default_due_date(issue_date)
     invoice = Invoice.draft(

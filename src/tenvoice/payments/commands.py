@@ -5,6 +5,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from tenvoice.invoices.commands import load_invoice
+from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.payments.errors import InvalidPaymentTransition, PaymentNotFound
 from tenvoice.payments.models import Payment, PaymentMethod, PaymentRoute
 from tenvoice.platform import inbox
@@ -63,14 +64,14 @@ async def apply_gateway_event(uow: UnitOfWork, command: ApplyGatewayEvent) -> st
     )
     if not entered:
         return "duplicate"
-    invoice_id = await uow.session.scalar(
-        select(Payment.invoice_id).where(Payment.id == command.payment_id)
-    )
-    if invoice_id is None:
-        raise PaymentNotFound(f"No payment {command.payment_id}.")
     # Invoice first, then payment: the order attempts take too, so the two never deadlock;
-    # and the payment is read only under the invoice's lock, never stale.
-    invoice = await load_invoice(uow, invoice_id, with_items=False)
+    # and the payment is read only under the invoice's lock, never stale. The invoice is
+    # found through the payment in the same statement that locks it.
+    of_payment = select(Payment.invoice_id).where(Payment.id == command.payment_id)
+    try:
+        invoice = await load_invoice(uow, of_payment.scalar_subquery(), with_items=False)
+    except InvoiceNotFound:
+        raise PaymentNotFound(f"No payment {command.payment_id}.") from None
     payment = uow.track(
         (
             await uow.session.scalars(
