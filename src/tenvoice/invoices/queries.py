@@ -18,7 +18,7 @@ from tenvoice.invoices.schemas import InvoiceOut, invoice_view
 from tenvoice.platform.db import ReadSession, utcnow
 from tenvoice.platform.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
 from tenvoice.platform.pagination import Page, PageRequest, Sort, SortColumn, paginate, sorts
-from tenvoice.platform.sql import contains
+from tenvoice.platform.sql import contains, one_of
 from tenvoice.platform.tokens import token_hash
 from tenvoice.tenants.models import Tenant
 
@@ -163,7 +163,7 @@ async def _items(session: ReadSession, invoice_ids: list[uuid.UUID]) -> dict[uui
     if invoice_ids:
         rows = await session.execute(
             select(*_ITEM_COLUMNS)
-            .where(InvoiceItem.invoice_id.in_(invoice_ids))
+            .where(one_of(session.get_bind().dialect.name, InvoiceItem.invoice_id, invoice_ids))
             .order_by(InvoiceItem.invoice_id, InvoiceItem.position)
         )
         for row in rows:
