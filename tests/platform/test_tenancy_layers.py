@@ -177,3 +177,45 @@ async def test_service_role_cannot_bypass_row_level_security(db: Database) -> No
     assert role.rolbypassrls is False
     assert role.current_user not in owners
     assert forced is True
+
+
+async def _server_pid(session: Any) -> int:
+    connection = await session.connection()
+    pid: int = (await connection.get_raw_connection()).driver_connection.get_server_pid()
+    return pid
+
+
+@pytest.mark.backend("postgresql")
+async def test_the_tenant_sent_with_begin_is_the_sessions_own(
+    db: Database, tenant_a: TenantHandle
+) -> None:
+    async with db.read(uuid.UUID(tenant_a.id)) as session:
+        setting = await session.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+        # Still set for a second statement: it lives for the transaction, not one statement.
+        again = await session.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+    assert setting == again == tenant_a.id
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_tenant_never_sent_does_not_ride_on_the_next_begin(
+    db: Database, tenant_a: TenantHandle
+) -> None:
+    # One pooled connection, so the second transaction reuses the first one's connection.
+    single = Database(db.url, pool_size=1)
+    try:
+        async with single.read(uuid.UUID(tenant_a.id)) as session:
+            # The transaction begins (the tenant waits for BEGIN) but no statement is sent.
+            first = await _server_pid(session)
+        async with single.write_engine.begin() as connection:
+            pid, setting = (
+                await connection.execute(
+                    text("SELECT pg_backend_pid(), current_setting('app.tenant_id', true)")
+                )
+            ).one()
+        assert pid == first
+        assert not setting
+        async with single.read(None) as session:
+            assert await session.scalar(text("SELECT pg_backend_pid()")) == first
+            assert not await session.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+    finally:
+        await single.dispose()
