@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
-from sqlalchemy import event, false, text
+from sqlalchemy import bindparam, event, false, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 
 ActorType = Literal["api_key", "admin", "gateway", "system"]
@@ -67,6 +67,21 @@ def session_tenant(session: Session) -> uuid.UUID | None:
     return tenant
 
 
+# The criteria are built once and take the tenant as a bound parameter: a fresh lambda per
+# statement, closing over the tenant, made SQLAlchemy analyse the closure on every execution
+# (as much CPU as the rest of the ORM statement).
+_TENANT_PARAMETER = "tenvoice_tenant_id"
+_OWN_TENANT = with_loader_criteria(
+    TenantOwned,
+    lambda cls: cls.tenant_id == bindparam("tenvoice_tenant_id"),
+    include_aliases=True,
+    track_closure_variables=False,
+)
+_NO_TENANT = with_loader_criteria(
+    TenantOwned, lambda cls: false(), include_aliases=True, track_closure_variables=False
+)
+
+
 @event.listens_for(TenantSession, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
@@ -75,12 +90,14 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         return
     tenant = session_tenant(state.session)
     if tenant is None:
-        criteria = with_loader_criteria(TenantOwned, lambda cls: false(), include_aliases=True)
+        state.statement = state.statement.options(_NO_TENANT)
+        return
+    state.statement = state.statement.options(_OWN_TENANT)
+    parameters: Any = state.parameters
+    if isinstance(parameters, list):
+        state.parameters = [{**each, _TENANT_PARAMETER: tenant} for each in parameters]
     else:
-        criteria = with_loader_criteria(
-            TenantOwned, lambda cls: cls.tenant_id == tenant, include_aliases=True
-        )
-    state.statement = state.statement.options(criteria)
+        state.parameters = {**(parameters or {}), _TENANT_PARAMETER: tenant}
 
 
 @event.listens_for(TenantSession, "before_flush")
