@@ -21,8 +21,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.schemas import OutputModel
+from tenvoice.platform.tenancy import TenantReads
 
 T = TypeVar("T")
+# Pages are read through the ORM session, or past it for the hottest lists (TenantReads).
+Reader = AsyncSession | TenantReads
 SortKind = Literal["datetime", "date", "int", "str"]
 
 
@@ -133,7 +136,7 @@ class PageResult:
 
 
 async def paginate(
-    session: AsyncSession, statement: Select[Any], sort: Sort, page: PageRequest
+    session: Reader, statement: Select[Any], sort: Sort, page: PageRequest
 ) -> PageResult:
     if isinstance(page, OffsetPage):
         return await _offset_page(session, statement, sort, page)
@@ -141,7 +144,7 @@ async def paginate(
 
 
 async def _offset_page(
-    session: AsyncSession, statement: Select[Any], sort: Sort, page: OffsetPage
+    session: Reader, statement: Select[Any], sort: Sort, page: OffsetPage
 ) -> PageResult:
     paged = (
         statement.order_by(*sort.order_by())
@@ -165,7 +168,7 @@ async def _offset_page(
 
 
 async def _cursor_page(
-    session: AsyncSession, statement: Select[Any], sort: Sort, page: CursorPage
+    session: Reader, statement: Select[Any], sort: Sort, page: CursorPage
 ) -> PageResult:
     unpaged = statement
     if page.cursor is not None:
@@ -178,7 +181,8 @@ async def _cursor_page(
     next_cursor = None
     if has_more:
         last = rows[-1]._mapping
-        next_cursor = encode_cursor(sort, last[sort.key.column], last[sort.tiebreak])
+        # By name: rows read past the ORM are not keyed by ORM attributes.
+        next_cursor = encode_cursor(sort, last[sort.key.column.key], last[sort.tiebreak.key])
     pagination: Pagination
     if page.include_total:
         pagination = CursorPaginationWithTotal(
@@ -192,7 +196,7 @@ async def _cursor_page(
     return PageResult(rows, pagination)
 
 
-async def _count(session: AsyncSession, statement: Select[Any]) -> int:
+async def _count(session: Reader, statement: Select[Any]) -> int:
     """Rows matching the filters, whatever the page (what includeTotal=true asks for)."""
     count = select(func.count()).select_from(statement.order_by(None).subquery())
     total: int = (await session.execute(count)).scalar_one()
