@@ -14,10 +14,10 @@ from tenvoice.customers.models import Customer
 from tenvoice.invoices.document import DocumentLine, InvoiceDocument
 from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.invoices.models import HostedInvoiceLink, Invoice, InvoiceItem
-from tenvoice.invoices.schemas import InvoiceOut, invoice_view
+from tenvoice.invoices.schemas import InvoiceWire, invoice_view
 from tenvoice.platform.db import ReadSession, utcnow
 from tenvoice.platform.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
-from tenvoice.platform.pagination import Page, PageRequest, Sort, SortColumn, paginate, sorts
+from tenvoice.platform.pagination import PageRequest, Sort, SortColumn, paginate, sorts
 from tenvoice.platform.sql import contains, one_of
 from tenvoice.platform.tenancy import TenantReads, owned_by_tenant, tenant_reads
 from tenvoice.platform.tokens import token_hash
@@ -92,7 +92,7 @@ class InvoiceFilters:
     search: str | None = None
 
 
-async def get_invoice(session: ReadSession, invoice_id: uuid.UUID, links: str) -> InvoiceOut:
+async def get_invoice(session: ReadSession, invoice_id: uuid.UUID, links: str) -> InvoiceWire:
     reads = await tenant_reads(session)
     rows = (await reads.execute(_ONE_INVOICE, invoice_id=invoice_id)).all()
     if not rows:
@@ -108,30 +108,34 @@ async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> Invoi
         await session.execute(
             select(Customer.name, Customer.email, Tenant.name.label("seller"))
             .join(Tenant, Tenant.id == Customer.tenant_id)
-            .where(Customer.id == invoice.customer_id)
+            .where(Customer.id == invoice["customerId"])
         )
     ).one()
     return InvoiceDocument(
         seller=parties.seller,
-        number=invoice.number,
-        status=invoice.status,
-        currency=invoice.currency,
-        issue_date=invoice.issue_date.isoformat(),
-        due_date=invoice.due_date.isoformat(),
+        number=invoice["number"],
+        status=invoice["status"],
+        currency=invoice["currency"],
+        issue_date=invoice["issueDate"].isoformat(),
+        due_date=invoice["dueDate"].isoformat(),
         customer_name=parties.name,
         customer_email=parties.email,
         lines=[
             DocumentLine(
-                item.description, item.quantity, item.unit_price, item.tax_rate, item.total
+                item["description"],
+                item["quantity"],
+                item["unitPrice"],
+                item["taxRate"],
+                item["total"],
             )
-            for item in invoice.items
+            for item in invoice["items"]
         ],
-        subtotal=invoice.subtotal,
-        tax=invoice.tax,
-        total=invoice.total,
-        amount_paid=invoice.amount_paid,
-        amount_due=invoice.amount_due,
-        memo=invoice.memo,
+        subtotal=invoice["subtotal"],
+        tax=invoice["tax"],
+        total=invoice["total"],
+        amount_paid=invoice["amountPaid"],
+        amount_due=invoice["amountDue"],
+        memo=invoice["memo"],
     )
 
 
@@ -156,15 +160,16 @@ async def require_invoice(session: ReadSession, invoice_id: uuid.UUID) -> None:
 
 async def list_invoices(
     session: ReadSession, filters: InvoiceFilters, sort: Sort, page: PageRequest, links: str
-) -> Page[InvoiceOut]:
+) -> dict[str, Any]:
+    """A page in its wire form (Page[InvoiceOut] documents it)."""
     today = utcnow().date()
     reads = await tenant_reads(session)
     result = await paginate(reads, _filtered(_TENANT_INVOICES, filters, today), sort, page)
     items = await _items(reads, [row.id for row in result.rows])
-    return Page(
-        data=[invoice_view(row, items[row.id], today, links) for row in result.rows],
-        pagination=result.pagination,
-    )
+    return {
+        "data": [invoice_view(row, items[row.id], today, links) for row in result.rows],
+        "pagination": result.pagination.model_dump(by_alias=True),
+    }
 
 
 async def _items(reads: TenantReads, invoice_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:

@@ -20,6 +20,7 @@ from tenvoice.invoices.schemas import (
 )
 from tenvoice.platform.db import Database, ReadSession, utcnow
 from tenvoice.platform.errors import ValidationFailed
+from tenvoice.platform.http import WireJSON
 from tenvoice.platform.money import MoneyError, parse_decimal
 from tenvoice.platform.pagination import Page, Sort
 from tenvoice.platform.schemas import Currency, IsoDate, choices, problem_responses
@@ -33,8 +34,8 @@ router = APIRouter(
 )
 
 
-def _out(invoice: Invoice, links: str) -> InvoiceOut:
-    return invoice_view(invoice, invoice.items, utcnow().date(), links)
+def _out(invoice: Invoice, links: str, status_code: int = 200) -> WireJSON:
+    return WireJSON(invoice_view(invoice, invoice.items, utcnow().date(), links), status_code)
 
 
 def _lines(items: list[InvoiceItemIn]) -> list[commands.LineInput]:
@@ -90,8 +91,8 @@ async def invoice_sort(sort: Annotated[str, Query()] = queries.DEFAULT_SORT) -> 
         raise ValidationFailed("sort", f"must be one of {allowed}") from None
 
 
-@router.post("", status_code=201)
-async def create_invoice(body: InvoiceCreate, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
+@router.post("", status_code=201, response_model=InvoiceOut)
+async def create_invoice(body: InvoiceCreate, uow: TenantUow, links: PublicLinks) -> WireJSON:
     command = commands.CreateInvoice(
         customer_id=body.customer_id,
         currency=body.currency,
@@ -102,29 +103,29 @@ async def create_invoice(body: InvoiceCreate, uow: TenantUow, links: PublicLinks
         metadata=body.metadata,
         finalize=body.finalize,
     )
-    return _out(await uow.run(commands.create_invoice, command), links)
+    return _out(await uow.run(commands.create_invoice, command), links, 201)
 
 
-@router.get("")
+@router.get("", response_model=Page[InvoiceOut])
 async def list_invoices(
     session: TenantReader,
     page: Paging,
     filters: Annotated[queries.InvoiceFilters, Depends(invoice_filters)],
     sort: Annotated[Sort, Depends(invoice_sort)],
     links: PublicLinks,
-) -> Page[InvoiceOut]:
-    return await queries.list_invoices(session, filters, sort, page, links)
+) -> WireJSON:
+    return WireJSON(await queries.list_invoices(session, filters, sort, page, links))
 
 
-@router.get("/{invoice_id}")
-async def get_invoice(invoice_id: UUID, session: TenantReader, links: PublicLinks) -> InvoiceOut:
-    return await queries.get_invoice(session, invoice_id, links)
+@router.get("/{invoice_id}", response_model=InvoiceOut)
+async def get_invoice(invoice_id: UUID, session: TenantReader, links: PublicLinks) -> WireJSON:
+    return WireJSON(await queries.get_invoice(session, invoice_id, links))
 
 
-@router.patch("/{invoice_id}")
+@router.patch("/{invoice_id}", response_model=InvoiceOut)
 async def revise_invoice(
     invoice_id: UUID, body: InvoicePatch, uow: TenantUow, links: PublicLinks
-) -> InvoiceOut:
+) -> WireJSON:
     fields = body.model_dump(exclude_unset=True, exclude={"items"})
     if "metadata" in fields:
         fields["metadata_"] = fields.pop("metadata")
@@ -139,25 +140,25 @@ async def delete_invoice(invoice_id: UUID, uow: TenantUow) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{invoice_id}/finalize")
-async def finalize_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
+@router.post("/{invoice_id}/finalize", response_model=InvoiceOut)
+async def finalize_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> WireJSON:
     return _out(await uow.run(commands.finalize_invoice, commands.InvoiceAction(invoice_id)), links)
 
 
-@router.post("/{invoice_id}/send")
-async def send_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
+@router.post("/{invoice_id}/send", response_model=InvoiceOut)
+async def send_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> WireJSON:
     return _out(await uow.run(commands.send_invoice, commands.InvoiceAction(invoice_id)), links)
 
 
-@router.post("/{invoice_id}/void")
-async def void_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> InvoiceOut:
+@router.post("/{invoice_id}/void", response_model=InvoiceOut)
+async def void_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> WireJSON:
     return _out(await uow.run(commands.void_invoice, commands.InvoiceAction(invoice_id)), links)
 
 
-@router.post("/{invoice_id}/mark-uncollectible")
+@router.post("/{invoice_id}/mark-uncollectible", response_model=InvoiceOut)
 async def mark_invoice_uncollectible(
     invoice_id: UUID, uow: TenantUow, links: PublicLinks
-) -> InvoiceOut:
+) -> WireJSON:
     command = commands.InvoiceAction(invoice_id)
     return _out(await uow.run(commands.mark_invoice_uncollectible, command), links)
 
