@@ -10,7 +10,7 @@ from tenvoice.invoices.schemas import InvoiceOut
 from tenvoice.platform.pagination import Page
 from tests.conftest import TenantHandle, make_customer, make_invoice
 
-ITEMS = [
+ITEMS: list[dict[str, Any]] = [
     {"description": "Fine work", "quantity": "1.5", "unitPrice": "19.999", "taxRate": "7.25"},
     {"description": "Hosting", "quantity": 3, "unitPrice": "0.10"},
 ]
