@@ -50,7 +50,9 @@ async def _resolve(request: Request) -> tuple[Actor, uuid.UUID | None]:
         return Actor("api_key", str(cached.key_id)), cached.tenant_id
     generation = cache.generation if cache is not None else 0
     db: Database = request.app.state.db
-    async with db.lookup() as connection:
+    # The primary, never a replica: a lagging copy would still accept a key just revoked, and
+    # the cache would keep that answer.
+    async with db.lookup(primary=True) as connection:
         found = (
             await connection.execute(
                 select(ApiKey.tenant_id, ApiKey.id, ApiKey.revoked_at).where(

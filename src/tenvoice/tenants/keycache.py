@@ -107,6 +107,9 @@ class ApiKeyCache:
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(CHANNEL, self._on_revoked)
+            # Revocations while the feed was down were missed: lookups that started then must
+            # not be stored now (the bumped generation refuses them).
+            self.invalidate()
             self._listening = True
             await lost.wait()
         finally:

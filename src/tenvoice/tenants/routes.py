@@ -1,11 +1,12 @@
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from tenvoice.api import AdminReader, AdminUow, Paging
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import problem_responses
 from tenvoice.tenants import commands, queries
+from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut
 
 router = APIRouter(
@@ -50,6 +51,13 @@ async def list_api_keys(tenant_id: UUID, session: AdminReader, page: Paging) -> 
 
 
 @router.delete("/{tenant_id}/api-keys/{key_id}", status_code=204)
-async def revoke_api_key(tenant_id: UUID, key_id: UUID, uow: AdminUow) -> Response:
+async def revoke_api_key(
+    request: Request, tenant_id: UUID, key_id: UUID, uow: AdminUow
+) -> Response:
     await uow.run(commands.revoke_api_key, commands.RevokeApiKey(tenant_id, key_id))
+    # Other processes hear of it through NOTIFY; this one must not serve the key even for the
+    # moment its own notification takes to arrive.
+    cache: ApiKeyCache | None = getattr(request.app.state, "api_keys", None)
+    if cache is not None:
+        cache.invalidate()
     return Response(status_code=204)
