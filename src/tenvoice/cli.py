@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -54,7 +55,7 @@ def _serve(host: str, port: int, workers: int) -> int:
     _default_callback(settings, host, port)
     print(f"tenvoice listening on http://{host}:{port} (docs: /docs)", flush=True)
     uvicorn.run(
-        "tenvoice.main:create_app",
+        "tenvoice.main:create_served_app",
         factory=True,
         host=host,
         port=port,
@@ -87,6 +88,9 @@ async def _worker() -> int:
     ensure_embedded_secrets(settings)
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     worker = Worker(db, settings, JOB_HANDLERS, EVENT_HANDLERS)
+    # As for the API (main.create_served_app): long-lived objects out of the collector's view.
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,5 @@
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -88,6 +89,20 @@ def create_app(
         app.include_router(router)
     _operations(app)
     _openapi_problems_only_as_problem_json(app)
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """The app as `tenvoice serve` builds it, once in each worker process.
+
+    What exists by now (modules, mappers, compiled schemas, the app) lives as long as the
+    process. Freezing it takes it out of the collector's view: a full collection walked those
+    ~140k objects in 40-70 ms of CPU, a pause every request in flight would wait out; frozen,
+    about 10k objects are left to walk.
+    """
+    app = create_app()
+    gc.collect()
+    gc.freeze()
     return app
 
 
