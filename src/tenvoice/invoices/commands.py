@@ -136,7 +136,7 @@ async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
     if command.finalize:
         # The customer was checked just above: creating and finalizing queries it once.
         await _finalize(uow, invoice, tenant, customer)
-    await uow.session.flush()
+    # No flush here: the commit's flush writes what is left with the timeline and outbox rows.
     return invoice
 
 
