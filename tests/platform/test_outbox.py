@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, event, insert, select, update
 
 from tenvoice.config import Settings
 from tenvoice.gateway.simulator import CHARGE
@@ -490,6 +490,34 @@ async def test_three_running_workers_run_each_of_200_jobs_exactly_once(
     assert {(row.status, row.attempts, row.last_error) for row in rows} == {
         (JobStatus.DONE, 1, None)
     }
+
+
+async def test_jobs_finishing_together_share_one_done_update_that_keeps_each_attempt_guard(
+    db: Database, settings: Settings
+) -> None:
+    ids = await add_jobs(db, "test.batch", 24)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX_JOBS SET STATUS"):
+            statements.append(statement)
+
+    async with make_worker(db, settings, {"test.batch": recording([])}) as worker:
+        claimed = await worker.claim(24)
+        assert len(claimed) == 24
+        # One job's lease is taken over meanwhile: its stale attempt must not be marked done.
+        async with db.autocommit() as connection:
+            await connection.execute(update(J).where(J.id == ids[0]).values(attempts=2))
+        event.listen(db.write_engine.sync_engine, "before_cursor_execute", count)
+        try:
+            await asyncio.gather(*(worker.execute(job) for job in claimed))
+        finally:
+            event.remove(db.write_engine.sync_engine, "before_cursor_execute", count)
+    rows = {row.id: row for row in await all_jobs(db)}
+    assert rows[ids[0]].status == JobStatus.PENDING
+    assert {rows[job_id].status for job_id in ids[1:]} == {JobStatus.DONE}
+    # 24 jobs finished together: a handful of commits, not one each.
+    assert 1 <= len(statements) <= 4, len(statements)
 
 
 # -- stopping ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenvoice.config import Settings
@@ -80,6 +80,7 @@ class Worker:
         )
         self.concurrency = settings.worker_concurrency
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self._completions = _Completions(db)
 
     async def close(self) -> None:
         if self._own_http:
@@ -212,25 +213,10 @@ class Worker:
             await self._done(job)
 
     async def _done(self, job: Job) -> None:
-        now = utcnow()
-        try:
-            async with self.db.autocommit() as connection:
-                await connection.execute(
-                    update(J)
-                    .where(J.id == job.id, J.attempts == job.attempt)
-                    .values(
-                        status=JobStatus.DONE.value,
-                        finished_at=now,
-                        updated_at=now,
-                        last_error=None,
-                    )
-                )
-        except Exception as exc:
-            # Done but not recorded: the lease runs out and the job runs again, which job
-            # handlers allow for (at least once).
-            log.warning("job %s ran but was not marked done: %s", job.id, _describe(exc))
-            return
-        JOBS.labels(job.kind, "done").inc()
+        # Done but not recorded (the batch failed): the lease runs out and the job runs again,
+        # which job handlers allow for (at least once).
+        if await self._completions.record(job):
+            JOBS.labels(job.kind, "done").inc()
 
     async def _failed(self, job: Job, error: Exception) -> None:
         now = utcnow()
@@ -292,6 +278,55 @@ class Worker:
             return
         if keys or jobs.rowcount:
             log.info("purged %d idempotency keys and %d finished jobs", keys, jobs.rowcount)
+
+
+class _Completions:
+    """Marks finished jobs done in batches: one UPDATE, and one commit, for every job that
+    finished while the previous batch was being written.
+
+    A job alone is written at once; under load, many share a commit instead of each waiting
+    for its own (a commit is a WAL flush). A job's `record` returns once its batch is written.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._waiting: list[tuple[Job, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, job: Job) -> bool:
+        """Whether the job is now recorded as done."""
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="outbox-completions")
+        return await asyncio.shield(written)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            now = utcnow()
+            # The attempt guard, per job: a worker whose lease ran out must not mark done a
+            # job that another worker has claimed again since.
+            finished = [(job.id, job.attempt) for job, _ in batch]
+            try:
+                async with self._db.autocommit() as connection:
+                    await connection.execute(
+                        update(J)
+                        .where(tuple_(J.id, J.attempts).in_(finished))
+                        .values(
+                            status=JobStatus.DONE.value,
+                            finished_at=now,
+                            updated_at=now,
+                            last_error=None,
+                        )
+                    )
+                recorded = True
+            except Exception as exc:
+                log.warning("%d finished jobs were not marked done: %s", len(batch), _describe(exc))
+                recorded = False
+            for _, written in batch:
+                if not written.done():
+                    written.set_result(recorded)
 
 
 def _describe(error: BaseException) -> str:
