@@ -128,12 +128,15 @@ def _json_dumps(value: object) -> str:
 def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, json_serializer=_json_dumps, pool_size=pool_size)
+        engine = create_async_engine(
+            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_size=pool_size
+        )
         _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if write else "BEGIN")
         return engine
     engine = create_async_engine(
         url,
         json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
