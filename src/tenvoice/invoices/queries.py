@@ -108,7 +108,7 @@ async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> Invoi
         await session.execute(
             select(Customer.name, Customer.email, Tenant.name.label("seller"))
             .join(Tenant, Tenant.id == Customer.tenant_id)
-            .where(Customer.id == invoice["customerId"])
+            .where(Customer.id == uuid.UUID(invoice["customerId"]))
         )
     ).one()
     return InvoiceDocument(
