@@ -1,0 +1,86 @@
+-- W1: the SQL of one `POST /api/invoices` with 3 items and "finalize": true.
+--
+-- Written from bench/results/statements-W1.log, which every bench run captures again
+-- (the service role logs its statements while one request is sent; the run's report warns
+-- when the app's statement count no longer matches this script's). To capture by hand:
+--   psql -U postgres -c "ALTER ROLE tenvoice_bench_app SET log_statement = 'all'"
+--   (start the API on tenvoice_bench as tenvoice_bench_app, send one request)
+--   grep 'tenvoice_bench_app@tenvoice_bench ' /var/log/postgresql/postgresql-15-main.log
+--   psql -U postgres -c "ALTER ROLE tenvoice_bench_app RESET log_statement"
+--
+-- Run by bench/limits.py: pgbench -n -M prepared -c16 -j2 -T<s> -D tenants=<n> ...,
+-- as tenvoice_bench_app (row-level security binds it as it binds the app). Where the app
+-- sends several statements in one message (BEGIN and set_config as one simple query; an
+-- executemany), they are a pgbench pipeline here: one round trip either way.
+--
+-- The service caches API keys, so a request of a tenant it has seen sends no key lookup, and
+-- neither does this script: the tenant comes from bench_pg_* inside the set_config the app
+-- sends anyway, and later statements read it back with bench_tenant() (the setting, as
+-- the row-level security policies read it) where the app binds it as a parameter.
+\set n random(1, :tenants)
+\startpipeline
+BEGIN ISOLATION LEVEL READ COMMITTED;
+SELECT set_config('app.tenant_id', (SELECT tenant_id::text FROM bench_pg_tenants WHERE n = :n), true);
+\endpipeline
+-- invoices/commands.py: the tenant and the customer, in one query
+SELECT tenants.id, tenants.name, tenants.default_currency, tenants.invoice_prefix,
+       tenants.default_tax_rate, tenants.created_at, tenants.updated_at, customers.tenant_id,
+       customers.id AS id_1, customers.name AS name_1, customers.email, customers.phone,
+       customers.address, customers.metadata, customers.created_at AS created_at_1,
+       customers.updated_at AS updated_at_1, customers.deleted_at
+FROM tenants
+LEFT OUTER JOIN customers ON customers.tenant_id = tenants.id
+     AND customers.id = (SELECT customer_id FROM bench_pg_tenants WHERE n = :n)
+     AND customers.tenant_id = bench_tenant()
+WHERE tenants.id = bench_tenant() \gset t_
+INSERT INTO invoice_number_counters (tenant_id, year, last_value)
+VALUES (:t_id, extract(year FROM now())::int, 1)
+ON CONFLICT (tenant_id, year) DO UPDATE SET last_value = (invoice_number_counters.last_value + 1)
+RETURNING invoice_number_counters.last_value \gset
+INSERT INTO invoices (tenant_id, id, number, customer_id, currency, status, issue_date, due_date,
+                      subtotal, tax, total, amount_paid, amount_pending, memo, metadata,
+                      created_at, updated_at, finalized_at, sent_at, paid_at, voided_at,
+                      marked_uncollectible_at, overdue_at, hosted_token)
+VALUES (:t_id, bench_uuid7(),
+        'INV-' || extract(year FROM now())::int::text || '-' || lpad(:last_value::text, 5, '0'),
+        :t_id_1, 'USD', 'open', current_date, current_date + 30, 2450, 270, 2720, 0, 0,
+        NULL, '{}', now(), now(), now(), NULL, NULL, NULL, NULL, NULL,
+        substr(md5(random()::text) || md5(random()::text), 1, 43))
+RETURNING id AS invoice_id \gset
+\startpipeline
+INSERT INTO invoice_items (tenant_id, id, invoice_id, position, description, quantity,
+                           unit_price, tax_rate, subtotal, tax, total)
+VALUES (:t_id, bench_uuid7(), :invoice_id, 0, 'Item 0', 10000, 10000000, 110000, 1000, 110, 1110);
+INSERT INTO invoice_items (tenant_id, id, invoice_id, position, description, quantity,
+                           unit_price, tax_rate, subtotal, tax, total)
+VALUES (:t_id, bench_uuid7(), :invoice_id, 1, 'Item 1', 20000, 5000000, 110000, 1000, 110, 1110);
+INSERT INTO invoice_items (tenant_id, id, invoice_id, position, description, quantity,
+                           unit_price, tax_rate, subtotal, tax, total)
+VALUES (:t_id, bench_uuid7(), :invoice_id, 2, 'Item 2', 30000, 1500000, 110000, 450, 50, 500);
+\endpipeline
+-- invoices/commands.py: the public link of a finalized invoice
+INSERT INTO hosted_invoice_links (tenant_id, invoice_id, token_hash, created_at)
+VALUES (:t_id, :invoice_id, md5(random()::text) || md5(random()::text), now());
+-- invoices/jobs.py: the overdue check, due the day after the due date
+INSERT INTO outbox_jobs (id, tenant_id, kind, payload, status, attempts, run_after, last_error,
+                         created_at, updated_at, finished_at)
+VALUES (bench_uuid7(), :t_id, 'invoice.overdue_check',
+        jsonb_build_object('invoiceId', :invoice_id::text), 'pending', 0,
+        (current_date + 31)::timestamptz, NULL, now(), now(), NULL);
+-- timeline/handlers.py: invoice.created and invoice.finalized
+\startpipeline
+INSERT INTO timeline_events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+                             occurred_at, request_id, actor_type, actor_id, data)
+VALUES (:t_id, bench_uuid7(), 'invoice.created', 'invoice', :invoice_id, :invoice_id, now(),
+        md5(random()::text), 'api_key', 'bench-key',
+        jsonb_build_object('total', '27.20', 'currency', 'USD', 'invoiceId', :invoice_id::text,
+                           'itemCount', 3, 'customerId', :t_id_1::text));
+INSERT INTO timeline_events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+                             occurred_at, request_id, actor_type, actor_id, data)
+VALUES (:t_id, bench_uuid7(), 'invoice.finalized', 'invoice', :invoice_id, :invoice_id,
+        now(), md5(random()::text), 'api_key', 'bench-key',
+        jsonb_build_object('total', '27.20', 'number', 'INV-' || :last_value::text,
+                           'dueDate', (current_date + 30)::text, 'amountDue', '27.20',
+                           'invoiceId', :invoice_id::text));
+\endpipeline
+COMMIT;
