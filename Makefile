@@ -36,3 +36,8 @@ lint: install ## ruff, ruff format --check and mypy --strict
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# `make bench BENCH_ARGS=--quick`: small sizes and short runs, under 2 minutes.
+BENCH_ARGS ?=
+bench: install ## load benchmark into bench/REPORT.md (< 10 min; BENCH_ARGS=--quick: < 2 min)
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,0 +1,143 @@
+"""What every stage of a run shares: the plan, the processes, the secrets, and progress lines."""
+
+import base64
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from bench.manifest import Manifest
+from bench.procs import BIN, REPO, Processes, Service, free_port, wait_ready
+
+RESULTS = REPO / "bench" / "results"
+# The roles of the benchmark's databases: the owner seeds them, the API and pgbench connect as
+# the app role, which row-level security binds.
+OWNER_ROLE, APP_ROLE = "tenvoice_bench_owner", "tenvoice_bench_app"
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    tenants: int
+    invoices_per_tenant: int
+    whale_open: int
+    pending_payments: int
+    small_tenants: int  # the 10k database: small_tenants x small_invoices_per_tenant
+    small_invoices_per_tenant: int
+    warmup_s: float
+    measure_s: float
+    pgbench_s: float
+    deep_page: int  # W2b: the page of 50 read by cursor and by OFFSET
+    drain_jobs: int
+    drain_timeout_s: float
+    w6_tenants: int = 10
+
+
+FULL = Plan(
+    quick=False,
+    tenants=1000,
+    invoices_per_tenant=1000,
+    whale_open=51_000,
+    pending_payments=30_000,
+    small_tenants=10,
+    small_invoices_per_tenant=1000,
+    warmup_s=2,
+    measure_s=10,
+    pgbench_s=10,
+    deep_page=1000,
+    drain_jobs=10_000,
+    drain_timeout_s=120,
+)
+QUICK = Plan(
+    quick=True,
+    tenants=100,
+    invoices_per_tenant=100,
+    whale_open=5_100,
+    pending_payments=5_000,
+    small_tenants=10,
+    small_invoices_per_tenant=1000,
+    warmup_s=1,
+    measure_s=3,
+    pgbench_s=3,
+    deep_page=100,
+    drain_jobs=3_000,
+    drain_timeout_s=40,
+)
+
+
+@dataclass
+class Seeded:
+    label: str  # "1M", "10k"
+    database: str
+    owner_url: str
+    app_url: str
+    admin_db_url: str  # the superuser, connected to this database (RLS does not bind it)
+    manifest: Manifest
+    seconds: float
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+class Bench:
+    def __init__(self, plan: Plan, admin_url: str, results: Path = RESULTS) -> None:
+        self.plan = plan
+        self.admin_url = admin_url
+        self.results = results
+        self.procs = Processes()
+        self.started = time.monotonic()
+        self.admin_key = "tv_admin_" + secrets.token_urlsafe(32)
+        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def say(self, message: str) -> None:
+        print(f"[{self.elapsed():6.1f}s] {message}", flush=True)
+
+    def env(self, database_url: str, **settings: str) -> dict[str, str]:
+        """The environment of a tenvoice process: ours, minus any TENVOICE_ setting the
+        caller's shell has (the bench runs the defaults, as deployed), plus `settings`."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TENVOICE_")}
+        env |= {
+            "TENVOICE_DATABASE_URL": database_url,
+            "TENVOICE_ADMIN_KEY": self.admin_key,
+            "TENVOICE_GATEWAY_WEBHOOK_SECRET": self.webhook_secret,
+        }
+        env |= {f"TENVOICE_{k.upper()}": v for k, v in settings.items()}
+        return env
+
+    async def serve(
+        self, name: str, database_url: str, *, workers: int = 2, **settings: str
+    ) -> Service:
+        """`tenvoice serve --workers N`, as a user deploys it, on a free port."""
+        port = free_port()
+        argv = [str(BIN / "tenvoice"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        service = self.procs.start(
+            name,
+            [*argv, "--workers", str(workers)],
+            env=self.env(database_url, **settings),
+            log_path=self.results / "logs" / f"{name}.log",
+            url=f"http://127.0.0.1:{port}",
+            workers=workers,
+        )
+        await wait_ready(service)
+        return service
+
+    async def ceiling(self, workers: int = 2) -> Service:
+        port = free_port()
+        service = self.procs.start(
+            "ceiling",
+            [sys.executable, "-m", "bench.ceiling", "--port", str(port), "--workers", str(workers)],
+            env=dict(os.environ),
+            log_path=self.results / "logs" / "ceiling.log",
+            url=f"http://127.0.0.1:{port}",
+            workers=workers,
+        )
+        await wait_ready(service)
+        return service

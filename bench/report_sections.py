@@ -1,0 +1,172 @@
+"""The report's sections below the main table: W2b's deep page, W4's double-apply check,
+W5's drain, latency at 1M vs 10k invoices, the SQL per request, and the run's notes.
+"""
+
+from bench.context import Plan
+from bench.markdown import Table, ms, ratio, yes
+from bench.results_model import Results
+
+SCALE_LIMIT = 1.3  # latency at 1M within 1.3x of latency at 10k
+
+
+def deep(results: Results) -> str:
+    d = results.deep_page
+    if d is None:
+        return ""
+    rows = [results.runs.get(k) for k in ("W2b-first", "W2b-cursor", "W2b-offset")]
+    table = Table("whale, open invoices, 50 a page", "req/s", "p50", "p99", "p99 vs first page")
+    first = rows[0].wrk if rows[0] and rows[0].wrk else None
+    for m in rows:
+        if m is None or m.wrk is None:
+            continue
+        table.add(
+            m.title,
+            f"{m.wrk.rps:.0f}",
+            ms(m.wrk.p50_ms),
+            ms(m.wrk.p99_ms),
+            ratio(m.wrk.p99_ms, first.p99_ms if first else None),
+        )
+    quick = " (quick mode: the 100th page, not the 1,000th)" if d.page < 1000 else ""
+    how = (
+        "made from the row before the page with the API's own cursor encoding"
+        if d.cursor_source == "shortcut"
+        else "reached by walking the pages through the API"
+    )
+    return (
+        f"## W2b: page {d.page} by cursor and by OFFSET{quick}\n\n"
+        f"The cursor was {how}; its page holds the same invoices as `page={d.page}`: "
+        f"{yes(d.matches_offset)}.\n\n" + str(table)
+    )
+
+
+def webhooks(results: Results) -> str:
+    c = results.webhooks
+    w4 = results.runs.get("W4")
+    if c is None:
+        return ""
+    counters = w4.wrk.counters if w4 and w4.wrk else {}
+    lines = [
+        "## W4: double-apply check (in the database, after the run)\n",
+        "Read as the PostgreSQL superuser: row-level security is forced on the owner too, and "
+        "the check spans every tenant. Covers every seeded payment a webhook of this run named "
+        "(the capture's, the warm-up's and the measured run's).\n",
+        f"Result: **{'no payment applied twice' if c.ok else 'FAILED'}**.\n",
+        f"- seeded pending payments named by a webhook: {c.payments} "
+        f"({c.ids_sent} distinct webhook ids prepared)",
+        f"- answers during the measured run: {counters.get('processed', 0)} processed, "
+        f"{counters.get('duplicate', 0)} duplicate, {counters.get('ignored', 0)} ignored, "
+        f"{counters.get('s5xx', 0)} 5xx, {counters.get('s4xx', 0)} 4xx",
+        f"- payments pending -> succeeded: {c.newly_succeeded}; `payment.succeeded` timeline "
+        f"rows of them: {c.succeeded_rows}; payments with more than one: {c.double_timeline}",
+        f"- inbox rows of our ids: {c.inbox_processed} processed (must equal the payments "
+        f"settled), {c.inbox_ignored} ignored",
+        f"- invoices whose `amount_paid` != sum of their succeeded payments: {c.paid_mismatch} "
+        f"(before W4: {c.paid_mismatch_before}); whose `amount_paid` grew by other than "
+        f"what W4 settled: {c.delta_mismatch}; whose `amount_pending` != sum of their pending "
+        f"payments: {c.pending_mismatch}",
+        f"- double-applied: **{c.double_applied}**\n",
+    ]
+    if w4 and w4.wrk and w4.wrk.counters.get("wraps", 0):
+        lines.append(
+            "The request list ran out and wrapped around (its repeats are all duplicates).\n"
+        )
+    return "\n".join(lines)
+
+
+def drain(results: Results, plan: Plan) -> str:
+    d = results.drain
+    if d is None:
+        return ""
+    quick = " (quick mode: 3,000 jobs, not 10,000)" if plan.quick else ""
+    bulk = 0.99 * d.jobs / d.p99_s if d.p99_s else 0.0
+    rss = " / ".join(f"{v:.0f}" for v in d.memory.peak_rss_mb.values())
+    ok = d.deliveries_per_s >= 500 and d.nothing_lost
+    table = Table(
+        "jobs",
+        "done",
+        "dead",
+        "drain time",
+        "deliveries/s",
+        "to 99% done",
+        "deliveries/s to 99%",
+        "attempts (retries)",
+        "receiver: distinct ids / 503s",
+        "worker RSS",
+        "met?",
+    )
+    table.add(
+        d.jobs,
+        f"{d.done}" + (f" ({d.pending} still pending)" if d.pending else ""),
+        d.dead,
+        f"{d.drain_s:.1f} s" + (" (timed out)" if d.timed_out else ""),
+        f"{d.deliveries_per_s:.0f}",
+        f"{d.p99_s:.1f} s",
+        f"{bulk:.0f}",
+        f"{d.attempts} ({d.retries})",
+        f"{d.accepted_ids} / {d.refused}",
+        f"{rss} MB",
+        yes(ok),
+    )
+    return (
+        f"## W5: outbox drain{quick}\n\n"
+        f"{d.jobs} `gateway.charge` jobs, written as the app writes them, made due at once; two "
+        "`tenvoice worker` processes (`TENVOICE_GATEWAY_LATENCY_MS=0`) deliver their signed "
+        "webhooks to `bench/receiver.py`, which answers 503 to a random 10%. Drain time runs "
+        "from the jobs becoming due to the last one done. Target: ≥ 500 deliveries/s, "
+        "nothing lost (every job done, none dead, the receiver took every id).\n\n"
+        + str(table)
+        + f"\nNothing lost: {yes(d.nothing_lost)}. Other jobs due when the drain began: "
+        f"{d.other_due_jobs}. Retries wait the default backoff (1 s doubling, jittered), so "
+        'the last few jobs set the drain time; "to 99% done" shows the bulk.\n'
+    )
+
+
+def scale(results: Results) -> str:
+    table = Table(
+        "workload", "p50 10k", "p50 1M", "ratio", "p99 10k", "p99 1M", "ratio", f"≤ {SCALE_LIMIT}×?"
+    )
+    for key in ("W1", "W2", "W3"):
+        big, small = results.runs.get(key), results.runs.get(key + "@10k")
+        if not (big and small and big.wrk and small.wrk):
+            continue
+        r50 = big.wrk.p50_ms / small.wrk.p50_ms if small.wrk.p50_ms else 0.0
+        r99 = big.wrk.p99_ms / small.wrk.p99_ms if small.wrk.p99_ms else 0.0
+        table.add(
+            key,
+            ms(small.wrk.p50_ms),
+            ms(big.wrk.p50_ms),
+            f"{r50:.2f}",
+            ms(small.wrk.p99_ms),
+            ms(big.wrk.p99_ms),
+            f"{r99:.2f}",
+            yes(r50 <= SCALE_LIMIT and r99 <= SCALE_LIMIT),
+        )
+    if len(table.rows) == 2:
+        return ""
+    return "## Latency at 1M invoices vs 10k invoices\n\n" + str(table)
+
+
+def captures(results: Results) -> str:
+    if not results.captures:
+        return ""
+    table = Table("request", "statements", "round trips", "pgbench script", "script statements")
+    for key, c in results.captures.items():
+        table.add(
+            key,
+            c.statements,
+            c.round_trips,
+            c.script or "-",
+            "-" if c.script_statements is None else c.script_statements,
+        )
+    return (
+        "## SQL per request\n\n"
+        "Captured from PostgreSQL's log for one request of each workload (warm connection); "
+        "round trips count a pipelined `executemany` once. The statements are in "
+        "`bench/results/statements-<request>.log`.\n\n" + str(table)
+    )
+
+
+def notes(results: Results) -> str:
+    if not results.notes:
+        return ""
+    return "## Notes\n\n" + "\n".join(f"- {n}" for n in results.notes) + "\n"
