@@ -5,6 +5,7 @@ commit, in the same transaction, so a timeline row (or outbox row) exists exactl
 change it records does. A handler that fails rolls the whole change back.
 """
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -37,8 +38,16 @@ class UnitOfWork:
 
     async def run(self, handler: Callable[["UnitOfWork", C], Awaitable[R]], command: C) -> R:
         """Handle one command and commit it with its events; on any error nothing is kept."""
-        result = await handler(self, command)
-        await self.commit()
+        async with self.session.writer or contextlib.nullcontext():
+            try:
+                result = await handler(self, command)
+                await self.commit()
+            except BaseException:
+                # End the transaction before the next writer's turn: on SQLite it holds the
+                # database's write lock until it ends. A failed rollback must not hide why.
+                with contextlib.suppress(Exception):
+                    await self.session.rollback()
+                raise
         return result
 
     async def commit(self) -> None:
