@@ -1,5 +1,6 @@
 """Line math and money formatting, without a database."""
 
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ from tenvoice.platform.money import (
     currency_exponent,
     format_decimal,
     format_minor,
+    format_scaled,
     parse_decimal,
     to_minor,
 )
@@ -140,6 +142,17 @@ def test_format_minor_refuses_an_unknown_currency() -> None:
 )
 def test_format_decimal_is_plain_and_trimmed(value: Decimal, min_places: int, wire: str) -> None:
     assert format_decimal(value, min_places) == wire
+
+
+def test_format_scaled_writes_a_stored_integer_as_format_decimal_writes_its_decimal() -> None:
+    # Every scale the schema stores, edges and a spread of values, both signs.
+    rng = random.Random(7)
+    values = [0, 1, 9, 10, 99, 100, 10**6, 10**12 + 1, *(rng.randrange(10**15) for _ in range(500))]
+    for scale in (0, 2, 4, 6):
+        for min_places in (0, 2, 3):
+            for value in values + [-v for v in values]:
+                expected = format_decimal(Decimal(value).scaleb(-scale), min_places)
+                assert format_scaled(value, scale, min_places) == expected, (value, scale)
 
 
 @pytest.mark.parametrize(

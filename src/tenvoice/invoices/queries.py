@@ -7,16 +7,34 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, false, inspect, not_, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    false,
+    inspect,
+    not_,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenvoice.customers.models import Customer
 from tenvoice.invoices.document import DocumentLine, InvoiceDocument
 from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.invoices.models import HostedInvoiceLink, Invoice, InvoiceItem
-from tenvoice.invoices.schemas import InvoiceWire, invoice_view
-from tenvoice.platform.db import ReadSession, utcnow
-from tenvoice.platform.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
+from tenvoice.invoices.schemas import InvoiceWire, LineWire, invoice_view
+from tenvoice.platform.db import ReadSession, ScaledDecimal, utcnow
+from tenvoice.platform.money import (
+    CURRENCY_EXPONENTS,
+    MAX_MINOR_UNITS,
+    currency_exponent,
+    format_minor,
+    format_scaled,
+)
 from tenvoice.platform.pagination import PageRequest, Sort, SortColumn, paginate, sorts
 from tenvoice.platform.sql import contains, one_of
 from tenvoice.platform.tenancy import TenantReads, owned_by_tenant, tenant_reads
@@ -40,16 +58,29 @@ DEFAULT_SORT = "-createdAt"
 _INVOICE_COLUMNS = [
     getattr(Invoice, attr.key).label(attr.key) for attr in inspect(Invoice).column_attrs
 ]
-_ITEM_COLUMNS = [
-    getattr(InvoiceItem, attr.key).label(attr.key) for attr in inspect(InvoiceItem).column_attrs
-]
+# Quantity, unit price and tax rate as the scaled integers they are stored as: the view
+# formats them directly (format_scaled) instead of through a Decimal.
+_SCALES = {
+    column.key: column.type.scale
+    for column in InvoiceItem.__table__.columns
+    if isinstance(column.type, ScaledDecimal)
+}
+
+
+def _item_columns(prefix: str = "") -> list[Any]:
+    return [
+        (
+            type_coerce(getattr(InvoiceItem, attr.key), BigInteger)
+            if attr.key in _SCALES
+            else getattr(InvoiceItem, attr.key)
+        ).label(f"{prefix}{attr.key}")
+        for attr in inspect(InvoiceItem).column_attrs
+    ]
+
+
 _LINES_OF_INVOICE = and_(
     InvoiceItem.tenant_id == Invoice.tenant_id, InvoiceItem.invoice_id == Invoice.id
 )
-_JOINED_ITEM_COLUMNS = [
-    getattr(InvoiceItem, attr.key).label(f"item_{attr.key}")
-    for attr in inspect(InvoiceItem).column_attrs
-]
 
 # The hottest reads are built once and run past the ORM (TenantReads), so each names its
 # tenant filter itself.
@@ -57,24 +88,29 @@ _TENANT_INVOICES = select(*_INVOICE_COLUMNS).where(owned_by_tenant(Invoice))
 # One round trip: the invoice joined to its lines (an invoice has few lines, so repeating its
 # columns on each costs less than a second query).
 _ONE_INVOICE = (
-    select(*_INVOICE_COLUMNS, *_JOINED_ITEM_COLUMNS)
+    select(*_INVOICE_COLUMNS, *_item_columns("item_"))
     .outerjoin(InvoiceItem, _LINES_OF_INVOICE)
     .where(owned_by_tenant(Invoice), Invoice.id == bindparam("invoice_id"))
     .order_by(InvoiceItem.position)
 )
-_TENANT_LINES = select(*_ITEM_COLUMNS).where(owned_by_tenant(InvoiceItem))
+_TENANT_LINES = select(*_item_columns()).where(owned_by_tenant(InvoiceItem))
 
 
-class _JoinedItem:
-    """A line read through the invoice join, under the attribute names the view reads."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: Any) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, f"item_{name}")
+def _stored_line(row: Any, currency: str, prefix: str = "") -> LineWire:
+    """The wire form of a line read with `_item_columns(prefix)`."""
+    line = row._mapping
+    return {
+        "id": str(line[prefix + "id"]),
+        "description": line[prefix + "description"],
+        "quantity": format_scaled(line[prefix + "quantity"], _SCALES["quantity"]),
+        "unitPrice": format_scaled(
+            line[prefix + "unit_price"], _SCALES["unit_price"], currency_exponent(currency)
+        ),
+        "taxRate": format_scaled(line[prefix + "tax_rate"], _SCALES["tax_rate"]),
+        "subtotal": format_minor(line[prefix + "subtotal"], currency),
+        "tax": format_minor(line[prefix + "tax"], currency),
+        "total": format_minor(line[prefix + "total"], currency),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +133,9 @@ async def get_invoice(session: ReadSession, invoice_id: uuid.UUID, links: str) -
     rows = (await reads.execute(_ONE_INVOICE, invoice_id=invoice_id)).all()
     if not rows:
         raise InvoiceNotFound(f"No invoice {invoice_id}.")
-    items = [_JoinedItem(row) for row in rows if row.item_id is not None]
-    return invoice_view(rows[0], items, utcnow().date(), links)
+    currency = rows[0].currency
+    lines = [_stored_line(row, currency, "item_") for row in rows if row.item_id is not None]
+    return invoice_view(rows[0], lines, utcnow().date(), links)
 
 
 async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceDocument:
@@ -165,25 +202,26 @@ async def list_invoices(
     today = utcnow().date()
     reads = await tenant_reads(session)
     result = await paginate(reads, _filtered(_TENANT_INVOICES, filters, today), sort, page)
-    items = await _items(reads, [row.id for row in result.rows])
+    lines = await _lines(reads, result.rows)
     return {
-        "data": [invoice_view(row, items[row.id], today, links) for row in result.rows],
+        "data": [invoice_view(row, lines[row.id], today, links) for row in result.rows],
         "pagination": result.pagination.model_dump(by_alias=True),
     }
 
 
-async def _items(reads: TenantReads, invoice_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+async def _lines(reads: TenantReads, invoices: list[Any]) -> dict[uuid.UUID, list[LineWire]]:
     """Every line of a page of invoices in one query (no query per invoice)."""
-    by_invoice: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    if invoice_ids:
+    by_invoice: dict[uuid.UUID, list[LineWire]] = defaultdict(list)
+    if invoices:
+        currencies = {row.id: row.currency for row in invoices}
         dialect = reads.connection.dialect.name
         rows = await reads.execute(
-            _TENANT_LINES.where(one_of(dialect, InvoiceItem.invoice_id, invoice_ids)).order_by(
+            _TENANT_LINES.where(one_of(dialect, InvoiceItem.invoice_id, list(currencies))).order_by(
                 InvoiceItem.invoice_id, InvoiceItem.position
             )
         )
         for row in rows:
-            by_invoice[row.invoice_id].append(row)
+            by_invoice[row.invoice_id].append(_stored_line(row, currencies[row.invoice_id]))
     return by_invoice
 
 

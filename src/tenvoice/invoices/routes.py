@@ -17,6 +17,7 @@ from tenvoice.invoices.schemas import (
     InvoiceOut,
     InvoicePatch,
     invoice_view,
+    line_view,
 )
 from tenvoice.platform.db import Database, ReadSession, utcnow
 from tenvoice.platform.errors import ValidationFailed
@@ -35,7 +36,8 @@ router = APIRouter(
 
 
 def _out(invoice: Invoice, links: str, status_code: int = 200) -> WireJSON:
-    return WireJSON(invoice_view(invoice, invoice.items, utcnow().date(), links), status_code)
+    lines = [line_view(item, invoice.currency) for item in invoice.items]
+    return WireJSON(invoice_view(invoice, lines, utcnow().date(), links), status_code)
 
 
 def _lines(items: list[InvoiceItemIn]) -> list[commands.LineInput]:

@@ -107,11 +107,27 @@ class InvoiceOut(OutputModel):
     hosted_url: str | None
 
 
-# An invoice in its wire form: InvoiceOut's fields under their camelCase names.
+# An invoice and one of its lines in their wire form: InvoiceOut's and InvoiceItemOut's
+# fields under their camelCase names.
 InvoiceWire = dict[str, Any]
+LineWire = dict[str, Any]
 
 
-def invoice_view(invoice: Any, items: list[Any], today: date, links: str) -> InvoiceWire:
+def line_view(item: Any, currency: str) -> LineWire:
+    """The wire form of a line of the aggregate (its amounts are exact Decimals)."""
+    return {
+        "id": str(item.id),
+        "description": item.description,
+        "quantity": format_decimal(item.quantity),
+        "unitPrice": format_decimal(item.unit_price, currency_exponent(currency)),
+        "taxRate": format_decimal(item.tax_rate),
+        "subtotal": format_minor(item.subtotal, currency),
+        "tax": format_minor(item.tax, currency),
+        "total": format_minor(item.total, currency),
+    }
+
+
+def invoice_view(invoice: Any, lines: list[LineWire], today: date, links: str) -> InvoiceWire:
     """The wire form of an invoice from anything with its column attributes: the aggregate
     after a command, or a row a query selected. `links` is the public base of hosted pages.
 
@@ -119,7 +135,6 @@ def invoice_view(invoice: Any, items: list[Any], today: date, links: str) -> Inv
     more than the query (tests check the result against InvoiceOut). Ids are given as text:
     asyncpg's UUIDs would otherwise each take orjson's slow path."""
     currency: str = invoice.currency
-    exponent = currency_exponent(currency)
     token = invoice.hosted_token
     return {
         "id": str(invoice.id),
@@ -129,19 +144,7 @@ def invoice_view(invoice: Any, items: list[Any], today: date, links: str) -> Inv
         "status": invoice.status,
         "issueDate": invoice.issue_date,
         "dueDate": invoice.due_date,
-        "items": [
-            {
-                "id": str(item.id),
-                "description": item.description,
-                "quantity": format_decimal(item.quantity),
-                "unitPrice": format_decimal(item.unit_price, exponent),
-                "taxRate": format_decimal(item.tax_rate),
-                "subtotal": format_minor(item.subtotal, currency),
-                "tax": format_minor(item.tax, currency),
-                "total": format_minor(item.total, currency),
-            }
-            for item in items
-        ],
+        "items": lines,
         "subtotal": format_minor(invoice.subtotal, currency),
         "tax": format_minor(invoice.tax, currency),
         "total": format_minor(invoice.total, currency),

@@ -104,6 +104,19 @@ def format_minor(minor: int, currency: str) -> str:
     return f"{sign}{whole}.{fraction:0{exponent}d}"
 
 
+def format_scaled(value: int, scale: int, min_places: int = 0) -> str:
+    """A decimal kept as an integer scaled by 10**scale, written as format_decimal writes it.
+
+    Reads format stored quantities and prices straight from their integers: building a Decimal
+    only to write it back out cost more than the rest of a line.
+    """
+    whole, fraction = divmod(abs(value), 10**scale)
+    stored = f"{fraction:0{scale}d}" if scale else ""
+    digits = stored.rstrip("0").ljust(min_places, "0")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
+
+
 def format_decimal(value: Decimal, min_places: int = 0) -> str:
     """A Decimal in plain notation with at least `min_places` decimals and no trailing noise."""
     whole, _, fraction = f"{value:f}".partition(".")
