@@ -96,25 +96,26 @@ def to_minor(amount: Decimal, currency: str) -> int:
 def format_minor(minor: int, currency: str) -> str:
     """Integer minor units as the wire string: exactly the currency's digits ("277.50")."""
     exponent = currency_exponent(currency)
-    if exponent == 0:
-        return str(minor)
-    # Integer arithmetic: this runs for every amount of every invoice in a list response.
-    whole, fraction = divmod(abs(minor), 10**exponent)
-    sign = "-" if minor < 0 else ""
-    return f"{sign}{whole}.{fraction:0{exponent}d}"
+    return format_scaled(minor, exponent, exponent)
 
 
 def format_scaled(value: int, scale: int, min_places: int = 0) -> str:
-    """A decimal kept as an integer scaled by 10**scale, written as format_decimal writes it.
+    """A decimal kept as an integer scaled by 10**scale, written as format_decimal writes it
+    (plain, trailing zeros trimmed down to `min_places`).
 
-    Reads format stored quantities and prices straight from their integers: building a Decimal
-    only to write it back out cost more than the rest of a line.
+    Lists format every amount, quantity and price of every invoice through here, so it works
+    on the integer's digits: no Decimal, no arithmetic.
     """
-    whole, fraction = divmod(abs(value), 10**scale)
-    stored = f"{fraction:0{scale}d}" if scale else ""
-    digits = stored.rstrip("0").ljust(min_places, "0")
-    sign = "-" if value < 0 else ""
-    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
+    if value < 0:
+        return "-" + format_scaled(-value, scale, min_places)
+    digits = str(value)
+    if not scale:
+        return f"{digits}.{'0' * min_places}" if min_places else digits
+    digits = digits.rjust(scale + 1, "0")
+    fraction = digits[-scale:].rstrip("0")
+    if len(fraction) < min_places:
+        fraction = fraction.ljust(min_places, "0")
+    return f"{digits[:-scale]}.{fraction}" if fraction else digits[:-scale]
 
 
 def format_decimal(value: Decimal, min_places: int = 0) -> str:
