@@ -7,8 +7,6 @@ app sends anyway (`... WHERE key_hash = (SELECT key_hash FROM bench_pg_tenants W
 time-ordered like the app's uuid7, so inserts land where the app's do in every index.
 """
 
-import asyncio
-import os
 import re
 import uuid
 from dataclasses import asdict, dataclass
@@ -18,7 +16,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from bench.manifest import Manifest, PaymentSeed
-from bench.procs import REPO
+from bench.procs import REPO, run_tool
 from tenvoice.platform.tokens import token_hash
 
 SCRIPTS = REPO / "bench" / "pgbench"
@@ -147,24 +145,10 @@ async def run(
         *(f"-f{SCRIPTS / script}@{weight}" for script, weight in scripts),
         *connection,
     ]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=seconds + 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = out.decode(errors="replace")
-    if log is not None:
-        _write(log, " ".join(argv) + "\n\n" + text)
+    returncode, text = await run_tool(argv, env=env, seconds=seconds, log=log)
     error = next((ln.strip() for ln in text.splitlines() if "aborted" in ln or "ERROR" in ln), None)
-    if proc.returncode not in (0, 2) and error is None:
-        error = f"pgbench exited with {proc.returncode}: {text[-500:]}"
+    if returncode not in (0, 2) and error is None:
+        error = f"pgbench exited with {returncode}: {text[-500:]}"
     return PgbenchResult(
         script=" + ".join(f"{script}@{weight}" for script, weight in scripts),
         tps=_number(r"tps = ([\d.]+) \(without initial connection time\)", text),
@@ -173,8 +157,3 @@ async def run(
         failed=int(_number(r"number of failed transactions: (\d+)", text)),
         error=error,
     )
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)

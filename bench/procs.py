@@ -229,3 +229,33 @@ class RssSampler:
         self._sample()
         for pid in self.pids:
             self.memory.hwm_mb[pid] = memory_kb(pid)[1] / 1024
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+async def run_tool(
+    argv: Sequence[str], *, env: Mapping[str, str], seconds: float, log: Path | None
+) -> tuple[int, str]:
+    """Run a load tool (wrk, pgbench) for about `seconds`; its exit code and output, kept in
+    `log` with the command line."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=seconds + 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode(errors="replace")
+    if log is not None:
+        write_text(log, " ".join(argv) + "\n\n" + text)
+    assert proc.returncode is not None
+    return proc.returncode, text

@@ -16,7 +16,7 @@ import signal
 from datetime import UTC, datetime
 
 from bench import report
-from bench.context import FULL, QUICK, RESULTS, Bench
+from bench.context import FULL, QUICK, RESULTS, Bench, Seeded
 from bench.database import DEFAULT_ADMIN_URL
 from bench.machine import machine, versions
 from bench.measure import guarded
@@ -42,17 +42,7 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
     bench.say(f"wrk: {ensure_wrk()}")
     results.machine = machine()
     results.versions = await versions(bench.admin_url)
-    big = await seed_database(
-        bench,
-        results,
-        "1M",
-        BIG_DB,
-        tenants=plan.tenants,
-        per_tenant=plan.invoices_per_tenant,
-        whale_open=plan.whale_open,
-        payments=plan.pending_payments,
-        reuse=args.reuse_seed,
-    )
+    big = await _seed_big(bench, results, reuse=args.reuse_seed)
     small = await seed_database(
         bench,
         results,
@@ -73,10 +63,9 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
     await guarded(bench, results, "W6", stage_embedded(bench, results))
 
 
-async def capture_only(bench: Bench, results: Results) -> None:
-    """`--capture-only`: the SQL of each workload, on the database the last run seeded."""
+async def _seed_big(bench: Bench, results: Results, *, reuse: bool) -> Seeded:
     plan = bench.plan
-    big = await seed_database(
+    return await seed_database(
         bench,
         results,
         "1M",
@@ -85,8 +74,13 @@ async def capture_only(bench: Bench, results: Results) -> None:
         per_tenant=plan.invoices_per_tenant,
         whale_open=plan.whale_open,
         payments=plan.pending_payments,
-        reuse=True,
+        reuse=reuse,
     )
+
+
+async def capture_only(bench: Bench, results: Results) -> None:
+    """`--capture-only`: the SQL of each workload, on the database the last run seeded."""
+    big = await _seed_big(bench, results, reuse=True)
     requests, _ = capture_requests(bench, big, await plan_big(bench, results, big))
     await stage_capture(bench, results, big, requests)
     for key, c in results.captures.items():

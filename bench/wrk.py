@@ -1,6 +1,5 @@
 """Driving wrk: installing it when missing, running one workload, reading its JSON summary."""
 
-import asyncio
 import json
 import os
 import shutil
@@ -8,15 +7,10 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.procs import REPO
+from bench.procs import REPO, run_tool
 
 LUA_DIR = REPO / "bench" / "lua"
 SUMMARY_PREFIX = "BENCH_JSON "
-
-
-def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def ensure_wrk() -> str:
@@ -130,22 +124,9 @@ async def run_wrk(
     ]
     if data is not None:
         argv += ["--", str(data)]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=REPO,
-        env={**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    returncode, text = await run_tool(
+        argv, env={"BENCH_LUA_DIR": str(LUA_DIR)}, seconds=seconds, log=log
     )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=seconds + 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = out.decode(errors="replace")
-    if log is not None:
-        write_text(log, " ".join(argv) + "\n\n" + text)
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk exited with {proc.returncode}:\n{text[-2000:]}")
+    if returncode != 0:
+        raise RuntimeError(f"wrk exited with {returncode}:\n{text[-2000:]}")
     return parse_summary(text)
