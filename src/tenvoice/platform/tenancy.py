@@ -72,9 +72,15 @@ def session_tenant(session: Session) -> uuid.UUID | None:
 # statement, closing over the tenant, made SQLAlchemy analyse the closure on every execution
 # (as much CPU as the rest of the ORM statement).
 _TENANT_PARAMETER = "tenvoice_tenant_id"
+def owned_by_tenant(model: type[TenantOwned]) -> ColumnElement[bool]:
+    """`model.tenant_id = :tenant`: the ORM hook's criteria, and the filter each prebuilt
+    statement `TenantReads` runs names itself."""
+    return model.tenant_id == bindparam(_TENANT_PARAMETER)
+
+
 _OWN_TENANT = with_loader_criteria(
     TenantOwned,
-    lambda cls: cls.tenant_id == bindparam("tenvoice_tenant_id"),
+    lambda cls: owned_by_tenant(cls),
     include_aliases=True,
     track_closure_variables=False,
 )
@@ -99,11 +105,6 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         state.parameters = [{**each, _TENANT_PARAMETER: tenant} for each in parameters]
     else:
         state.parameters = {**(parameters or {}), _TENANT_PARAMETER: tenant}
-
-
-def owned_by_tenant(model: type[TenantOwned]) -> ColumnElement[bool]:
-    """`model.tenant_id = :tenant`, for the prebuilt statements `TenantReads` runs."""
-    return model.tenant_id == bindparam(_TENANT_PARAMETER)
 
 
 @dataclass(frozen=True, slots=True)
