@@ -52,9 +52,8 @@ SORTS = sorts(
 )
 DEFAULT_SORT = "-createdAt"
 
-# ORM attributes, not table columns: the ORM's tenant filter only sees ORM statements.
-# Labelled with the attribute names, which the Core reads below would otherwise not use
-# (`metadata_` is the column `metadata`).
+# Labelled with the attribute names, which Core reads would otherwise not use (`metadata_`
+# is the column `metadata`).
 _INVOICE_COLUMNS = [
     getattr(Invoice, attr.key).label(attr.key) for attr in inspect(Invoice).column_attrs
 ]

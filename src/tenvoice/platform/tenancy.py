@@ -68,16 +68,18 @@ def session_tenant(session: Session) -> uuid.UUID | None:
     return tenant
 
 
-# The criteria are built once and take the tenant as a bound parameter: a fresh lambda per
-# statement, closing over the tenant, made SQLAlchemy analyse the closure on every execution
-# (as much CPU as the rest of the ORM statement).
 _TENANT_PARAMETER = "tenvoice_tenant_id"
+
+
 def owned_by_tenant(model: type[TenantOwned]) -> ColumnElement[bool]:
     """`model.tenant_id = :tenant`: the ORM hook's criteria, and the filter each prebuilt
     statement `TenantReads` runs names itself."""
     return model.tenant_id == bindparam(_TENANT_PARAMETER)
 
 
+# The criteria are built once and take the tenant as a bound parameter: a fresh lambda per
+# statement, closing over the tenant, made SQLAlchemy analyse the closure on every execution
+# (as much CPU as the rest of the ORM statement).
 _OWN_TENANT = with_loader_criteria(
     TenantOwned,
     lambda cls: owned_by_tenant(cls),
