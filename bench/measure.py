@@ -12,7 +12,7 @@ from bench.context import RESULTS, Bench, Seeded
 from bench.manifest import PaymentSeed, TenantSeed
 from bench.procs import RssSampler, Service
 from bench.results_model import Measured, Results
-from bench.wrk import run_wrk
+from bench.wrk import WrkResult, run_wrk
 
 W1_REQUESTS = 5000
 
@@ -58,29 +58,24 @@ async def measure(
     plan = bench.plan
     key = measured.key
     measured.workers = service.workers
-    try:
+
+    async def run(phase: str, name: str, seconds: float) -> WrkResult:
         data = None
         if requests is not None:
-            data = wl.write_requests(RESULTS / "data" / f"{key}-warmup.tsv", requests("warmup"))
-        measured.warmup = await run_wrk(
+            data = wl.write_requests(RESULTS / "data" / f"{name}.tsv", requests(phase))
+        return await run_wrk(
             service.url,
             script,
             data=data,
             connections=measured.connections,
-            seconds=plan.warmup_s,
-            log=RESULTS / "wrk" / f"{key}-warmup.txt",
+            seconds=seconds,
+            log=RESULTS / "wrk" / f"{name}.txt",
         )
-        if requests is not None:
-            data = wl.write_requests(RESULTS / "data" / f"{key}.tsv", requests("main"))
+
+    try:
+        measured.warmup = await run("warmup", f"{key}-warmup", plan.warmup_s)
         with RssSampler(service.worker_pids()) as sampler:
-            measured.wrk = await run_wrk(
-                service.url,
-                script,
-                data=data,
-                connections=measured.connections,
-                seconds=plan.measure_s,
-                log=RESULTS / "wrk" / f"{key}.txt",
-            )
+            measured.wrk = await run("main", key, plan.measure_s)
         measured.memory = sampler.memory
         w = measured.wrk
         rss = "/".join(f"{v:.0f}" for v in sampler.memory.peak_rss_mb.values())
