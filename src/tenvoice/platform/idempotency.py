@@ -3,23 +3,30 @@
 The first request with a key claims it (a row in `in_flight`); its response is stored and
 every retry with the same key and the same request gets that response again, marked
 `Idempotent-Replayed: true`. The same key with another request is refused (422), and so is
-a retry while the first is still running (409). Keys belong to the caller's tenant (or to
-the admin): one tenant's key never collides with, nor reveals, another's.
+a retry while the first is still running (409). Keys belong to the credential that sent
+them (an API key, or the admin), never to the tenant a header names: a stored answer goes
+back only to the caller that could make the request, and one caller's keys never collide
+with, nor reveal, another's.
 
 Like Stripe, only responses of requests that ran are kept. A request refused before it ran
 (malformed, unauthenticated, invalid) or one that failed on our side (5xx) changed nothing,
 so its key is released and a corrected retry may reuse it.
 
-The stored response is written after the change commits. Should the process die in that
-instant, the key stays in flight until its lock expires and a retry then runs the request
-again; that window is the price of keeping this out of every command's transaction.
+An answer is stored before its first byte is sent, so a retry that starts once the client
+has it always replays it. It is stored after the change commits, though, not in the same
+transaction: the route's transaction ends before its answer is rendered. Should the process
+die between the commit and the store, the key stays in flight until its lock expires and a
+retry then runs the request again.
+
+An answer that carries a secret shown only once (a route marked with `shows_secret_once`)
+is never stored: a retry of it is refused (409) rather than handed the secret again.
 """
 
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Index, Integer, LargeBinary, Row, String, delete, select, update
@@ -45,13 +52,15 @@ LOCK = timedelta(seconds=60)
 # Answers that mean the request never ran, or failed on our side: the key is released.
 _NOT_KEPT = frozenset({400, 401, 403, 413, 415, 422, 429})
 _KEPT_HEADERS = frozenset({b"content-type", b"location", b"allow", b"retry-after"})
+# Set on a request's scope by a route whose answer carries a secret shown only once.
+_SHOWN_ONCE = "tenvoice.shown_once"
 
 
 class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
 
-    # The tenant's id, or "admin": who the key belongs to.
+    # The credential the key belongs to: "admin", or "key:" and the API key's id.
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
@@ -73,22 +82,52 @@ _HELD = select(
     K.response_body,
 )
 _Held = Row[str, str, datetime, int | None, list[list[str]] | None, bytes | None]
-IN_FLIGHT, COMPLETED = "in_flight", "completed"
-ScopeOf = Callable[[Request], Awaitable[str | None]]
+# A withheld answer carried a secret: only its status is kept, and the body holds what a
+# retry is told instead.
+IN_FLIGHT, COMPLETED, WITHHELD = "in_flight", "completed", "withheld"
 
 
-def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+class Owner(NamedTuple):
+    """Whose keys a request uses, and the tenant it acts as when that is not implied."""
+
+    credential: str
+    # The tenant the admin names in X-Tenant-Id ("" for none): part of what the request is,
+    # since the same path and body for another tenant is another request.
+    tenant: str = ""
+
+
+ScopeOf = Callable[[Request], Awaitable[Owner | None]]
+
+
+def fingerprint(method: str, path: str, query: bytes, body: bytes, tenant: str = "") -> str:
     """The request's identity: a re-serialised JSON body (other key order, other spacing)
     is the same request."""
     try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
     except orjson.JSONDecodeError:
         canonical = body
+    parts = [method.encode(), path.encode(), query, canonical]
+    if tenant:
+        # Only when named, so that the requests that name no tenant keep their fingerprints.
+        parts.append(tenant.encode())
     digest = hashlib.sha256()
-    for part in (method.encode(), path.encode(), query, canonical):
+    for part in parts:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def shows_secret_once(detail: str) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: the route's successful answer carries a secret shown only once.
+
+    Such an answer is never stored; a retry of it gets 409
+    `idempotency_key_secret_not_replayable` with `detail` (which says what to do instead).
+    """
+
+    async def mark(request: Request) -> None:
+        request.scope[_SHOWN_ONCE] = detail
+
+    return mark
 
 
 async def purge_expired(connection: AsyncConnection, settings: Settings, now: datetime) -> int:
@@ -131,46 +170,52 @@ class IdempotencyMiddleware:
         if body is None:
             return  # the client went away, or the body guard stopped an oversized body
         db: Database = scope["app"].state.db
-        print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
+        query = scope.get("query_string", b"")
+        print_ = fingerprint(scope["method"], scope["path"], query, body, owner.tenant)
         try:
-            answer = await _claim(db, owner, key, print_)
+            answer = await _claim(db, owner.credential, key, print_)
         except DEPENDENCY_ERRORS as exc:
             answer = dependency_down(exc)
         if answer is not None:
             await answer(scope, receive, send)
             return
-        await self._run(scope, _replay(body, receive), send, db, owner, key)
+        await self._run(scope, _replay(body, receive), send, db, owner.credential, key)
 
     async def _run(
         self, scope: Scope, receive: Receive, send: Send, db: Database, owner: str, key: str
     ) -> None:
-        status = 500
-        headers: list[tuple[bytes, bytes]] = []
-        parts: list[bytes] = []
+        """Run the request, holding its answer back until the key records how it ended.
 
-        async def capture(message: Message) -> None:
-            nonlocal status, headers
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
+        A POST's answer is small, so it is buffered whole; whatever the app does after
+        its last byte (background tasks) still runs after the client has the answer.
+        """
+        start: Message = {}
+        parts: list[bytes] = []
+        settled = False
+
+        async def store_then_send(message: Message) -> None:
+            nonlocal start, settled
+            if settled or message["type"] not in ("http.response.start", "http.response.body"):
+                await send(message)
+            elif message["type"] == "http.response.start":
+                start = message
+            else:
                 parts.append(message.get("body", b""))
-            await send(message)
+                if message.get("more_body", False):
+                    return
+                settled = True
+                body = b"".join(parts)
+                withheld: str | None = scope.get(_SHOWN_ONCE)
+                await _settle(_record(db, owner, key, start, body, withheld))
+                await send(start)
+                await send({**message, "body": body})
 
         try:
-            await self.app(scope, receive, capture)
-        except BaseException:
-            await _settle(_release(db, owner, key))
-            raise
-        if status >= 500 or status in _NOT_KEPT:
-            await _settle(_release(db, owner, key))
-            return
-        kept = [
-            [name.decode(), value.decode("latin-1")]
-            for name, value in headers
-            if name.lower() in _KEPT_HEADERS
-        ]
-        await _settle(_complete(db, owner, key, status, kept, b"".join(parts)))
+            await self.app(scope, receive, store_then_send)
+        finally:
+            if not settled:
+                # It raised, or ended without an answer: nothing was sent, so nothing is kept.
+                await _settle(_release(db, owner, key))
 
 
 def _key_header(scope: Scope) -> str | None:
@@ -263,6 +308,13 @@ def _answer_existing(held: _Held, print_: str) -> Response:
             "Idempotency key reused",
             "This Idempotency-Key was used with a different request; use a new key.",
         )
+    if held.status == WITHHELD:
+        return problem(
+            409,
+            "idempotency_key_secret_not_replayable",
+            "Idempotency key secret not replayable",
+            (held.response_body or b"").decode(),
+        )
     if held.status != COMPLETED:
         return _in_flight()
     response = Response(held.response_body or b"", status_code=held.response_status or 200)
@@ -274,24 +326,33 @@ def _answer_existing(held: _Held, print_: str) -> Response:
     return response
 
 
-async def _complete(
-    db: Database, owner: str, key: str, status: int, headers: list[list[str]], body: bytes
+async def _record(
+    db: Database, owner: str, key: str, start: Message, body: bytes, secret: str | None
 ) -> None:
+    status: int = start["status"]
+    if status >= 500 or status in _NOT_KEPT:
+        await _release(db, owner, key)
+        return
+    if secret is not None and status < 300:
+        # The answer's secret is not kept anywhere; the row keeps what a retry is told.
+        outcome = {"status": WITHHELD, "response_body": secret.encode()}
+    else:
+        headers = [
+            [name.decode(), value.decode("latin-1")]
+            for name, value in start.get("headers", [])
+            if name.lower() in _KEPT_HEADERS
+        ]
+        outcome = {"status": COMPLETED, "response_headers": headers, "response_body": body}
     async with db.autocommit() as connection:
         await connection.execute(
             update(K)
             .where(K.scope == owner, K.key == key)
-            .values(
-                status=COMPLETED,
-                response_status=status,
-                response_headers=headers,
-                response_body=body,
-            )
+            .values(response_status=status, **outcome)
         )
 
 
 async def _settle(step: Coroutine[Any, Any, None]) -> None:
-    """Record how a request ended; its response has gone out, so a failure is only logged.
+    """Record how a request ended; its change stands either way, so a failure is only logged.
 
     Should the database be down just then, the key stays in flight until its lock expires.
     """

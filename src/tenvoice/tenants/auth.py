@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import AppError
+from tenvoice.platform.idempotency import Owner
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
 from tenvoice.platform.tokens import token_hash
 from tenvoice.tenants import errors
@@ -102,21 +103,24 @@ async def _require_tenant(db: Database, tenant_id: uuid.UUID) -> None:
         raise errors.TenantNotFound("No tenant has the id in X-Tenant-Id.")
 
 
-async def idempotency_scope(request: Request) -> str | None:
-    """Whose Idempotency-Keys a request uses: its tenant's, or the admin's own.
+async def idempotency_scope(request: Request) -> Owner | None:
+    """Whose Idempotency-Keys a request uses: its API key's own, or the admin's.
 
-    None when the credential does not authenticate; the route then refuses the request.
+    Never the tenant's: a key shared by a tenant's credentials would replay an answer to a
+    caller that may not make the request (a tenant key, the admin's new key for another
+    tenant). None when the credential does not authenticate; the route then refuses it.
     """
     try:
-        actor, key_tenant = await _authenticate(request)
+        actor, _ = await _authenticate(request)
     except AppError:
         return None
     if actor.type != "admin":
-        return str(key_tenant)
+        return Owner(f"key:{actor.id}")
     header = request.headers.get("x-tenant-id")
     try:
-        return str(_parse_tenant_header(header)) if header is not None else "admin"
+        tenant = str(_parse_tenant_header(header)) if header is not None else ""
     except AppError:
         # Admin routes ignore the header and still run, so the key must still hold; tenant
         # routes refuse the malformed header with a 400, which releases the key.
-        return "admin"
+        tenant = ""
+    return Owner("admin", tenant)

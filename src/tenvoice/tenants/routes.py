@@ -1,8 +1,9 @@
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from tenvoice.api import AdminReader, AdminUow, Paging
+from tenvoice.platform.idempotency import shows_secret_once
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import problem_responses
 from tenvoice.tenants import commands, queries
@@ -38,7 +39,14 @@ async def get_tenant(tenant_id: UUID, session: AdminReader) -> TenantOut:
     return await queries.get_tenant(session, tenant_id)
 
 
-@router.post("/{tenant_id}/api-keys", status_code=201)
+# The new key's secret is in its answer and nowhere else, so that answer is never kept.
+_KEY_SHOWN_ONCE = shows_secret_once(
+    "The API key was created, but its secret is shown only once and is gone; "
+    "list the tenant's API keys instead (and revoke a key whose secret is lost)."
+)
+
+
+@router.post("/{tenant_id}/api-keys", status_code=201, dependencies=[Depends(_KEY_SHOWN_ONCE)])
 async def create_api_key(tenant_id: UUID, body: ApiKeyCreate, uow: AdminUow) -> ApiKeyCreated:
     created = await uow.run(commands.create_api_key, commands.CreateApiKey(tenant_id, body.name))
     out = ApiKeyOut.model_validate(created.record, from_attributes=True)
