@@ -48,22 +48,30 @@ _links = sa.table(
 
 
 def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # The owner reads every tenant's invoices here; FORCE is back before this commits.
+        op.execute("ALTER TABLE invoices NO FORCE ROW LEVEL SECURITY")
+    # Checked before any change: SQLite's DDL here would not roll back.
+    tokens = _link_tokens() if _any_finalized() else None
     with op.batch_alter_table("hosted_invoice_links") as batch:
         batch.drop_constraint("pk_hosted_invoice_links", type_="primary")
         batch.create_primary_key(
             "pk_hosted_invoice_links", ["tenant_id", "invoice_id", "token_hash"]
         )
-    postgres = op.get_bind().dialect.name == "postgresql"
-    if postgres:
-        # The owner reads every tenant's invoices here; FORCE is back before this commits.
-        op.execute("ALTER TABLE invoices NO FORCE ROW LEVEL SECURITY")
-    _link_finalized_invoices()
+    if tokens is not None:
+        _link_finalized_invoices(tokens)
     if postgres:
         op.execute("ALTER TABLE invoices FORCE ROW LEVEL SECURITY")
     op.drop_column("invoices", "hosted_token")
 
 
-def _link_finalized_invoices() -> None:
+def _any_finalized() -> bool:
+    found = sa.select(_invoices.c.id).where(_invoices.c.finalized_at.is_not(None)).limit(1)
+    return op.get_bind().execute(found).first() is not None
+
+
+def _link_finalized_invoices(tokens: LinkTokens) -> None:
     """The hash of each finalized invoice's derived link, in batches in key order."""
     bind = op.get_bind()
     finalized = (
@@ -76,14 +84,12 @@ def _link_finalized_invoices() -> None:
         sa.tuple_(_invoices.c.tenant_id, _invoices.c.id)
         > sa.tuple_(sa.bindparam("tenant_id", type_=sa.Uuid()), sa.bindparam("id", type_=sa.Uuid()))
     )
-    tokens: LinkTokens | None = None
     now = datetime.now(UTC)
     after: dict[str, Any] | None = None
     while True:
         rows = bind.execute(finalized if after is None else following, after).all()
         if not rows:
             return
-        tokens = tokens or _link_tokens()
         bind.execute(
             _links.insert(),
             [
