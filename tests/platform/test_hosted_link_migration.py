@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,7 +52,7 @@ async def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await databases.drop_scratch(f"{databases.DATABASE}_m0005")
 
 
-def _table(name: str, *columns: tuple[str, sa.types.TypeEngine[object]]) -> sa.TableClause:
+def _table(name: str, *columns: tuple[str, sa.types.TypeEngine[Any]]) -> sa.TableClause:
     return sa.table(name, *(sa.column(n, t) for n, t in columns))
 
 
@@ -113,12 +114,12 @@ async def _seed_at_0004(scratch: Scratch) -> OldData:
     return data
 
 
-async def _version(scratch: Scratch) -> str | None:
+async def _version(scratch: Scratch) -> str:
     engine = create_async_engine(async_url(scratch.owner_url), poolclass=NullPool)
     async with engine.connect() as connection:
         version = await connection.scalar(sa.text("SELECT version_num FROM alembic_version"))
     await engine.dispose()
-    return version
+    return str(version)
 
 
 async def test_links_sent_before_0005_keep_working_and_no_token_is_left(scratch: Scratch) -> None:
