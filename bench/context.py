@@ -93,6 +93,7 @@ class Bench:
         self.started = time.monotonic()
         self.admin_key = "tv_admin_" + secrets.token_urlsafe(32)
         self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.secrets_key = secrets.token_urlsafe(32)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -108,6 +109,7 @@ class Bench:
             "TENVOICE_DATABASE_URL": database_url,
             "TENVOICE_ADMIN_KEY": self.admin_key,
             "TENVOICE_GATEWAY_WEBHOOK_SECRET": self.webhook_secret,
+            "TENVOICE_SECRETS_KEY": self.secrets_key,
         }
         env |= {f"TENVOICE_{k.upper()}": v for k, v in settings.items()}
         return env

@@ -52,7 +52,14 @@ import asyncpg
 
 from bench.database import DEFAULT_ADMIN_URL, prepare_database, quote_ident
 from bench.manifest import Manifest
-from bench.seed_loader import CONNECTIONS, Loaded, insert_tenants, load_batches, together
+from bench.seed_loader import (
+    CONNECTIONS,
+    Loaded,
+    hmac_pads,
+    insert_tenants,
+    load_batches,
+    together,
+)
 from bench.seed_plan import TenantPlan, plan_tenants
 
 log = logging.getLogger("bench.seed")
@@ -81,15 +88,15 @@ async def seed(
     pending_payments: int,
     invoice_sample: int = 20,
     seed: int = 1,
-    hosted_links: bool = False,
+    hosted_links: str | None = None,
     vacuum: bool = True,
 ) -> Manifest:
     """Fill a freshly migrated database (see the module docstring); returns its manifest.
 
-    `hosted_links`: also give every finalized invoice its public link (hosted_token and a
-    hosted_invoice_links row), as finalize does; off by default, since nothing in the
-    schema needs it and the benchmark does not read hosted pages. `vacuum`: VACUUM
-    (ANALYZE) at the end, else ANALYZE only.
+    `hosted_links`: the secrets key the service will run with, to give every finalized
+    invoice the hosted_invoice_links row of its link, as finalize does; unset by default,
+    since nothing in the schema needs it and the benchmark does not read hosted pages.
+    `vacuum`: VACUUM (ANALYZE) at the end, else ANALYZE only.
     """
     now = datetime.now(UTC)
     started = time.perf_counter()
@@ -148,7 +155,7 @@ async def _load(
     now: datetime,
     seed: int,
     sample: int,
-    hosted_links: bool,
+    hosted_links: str | None,
 ) -> Loaded:
     """Every batch, with FORCE row-level security off meanwhile (see the module docstring)."""
     phase = time.perf_counter()
@@ -156,7 +163,13 @@ async def _load(
     await _set_force_rls(connection, False)
     try:
         loaded = await load_batches(
-            owner_url, plans, keys, now=now, seed=seed, sample=sample, hosted_links=hosted_links
+            owner_url,
+            plans,
+            keys,
+            now=now,
+            seed=seed,
+            sample=sample,
+            link_pads=hmac_pads(hosted_links) if hosted_links else None,
         )
     finally:
         await _set_force_rls(connection, True)
@@ -284,7 +297,9 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, help="default: bench/results/<db>.manifest.json")
     parser.add_argument("--sample", type=int, default=20, help="invoice ids per tenant")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--hosted-links", action="store_true", help="public links too")
+    parser.add_argument(
+        "--hosted-links", metavar="SECRETS_KEY", help="public links too, derived from this key"
+    )
     parser.add_argument("--no-vacuum", action="store_true", help="ANALYZE only")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()

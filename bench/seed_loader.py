@@ -33,7 +33,8 @@ from bench.seed_sql import (
     WRITE_PAYMENTS,
 )
 from bench.seed_timeline import WRITE_TIMELINE
-from tenvoice.platform.tokens import token_hash
+from tenvoice.invoices.links import PURPOSE as LINK_PURPOSE
+from tenvoice.platform.tokens import subkey, token_hash
 from tenvoice.tenants.keys import display_prefix
 
 log = logging.getLogger("bench.seed")
@@ -114,6 +115,12 @@ async def insert_tenants(connection: Any, plans: Sequence[TenantPlan]) -> None:
     )
 
 
+def hmac_pads(secrets_key: str) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's keyed pads for the hosted-link subkey, for WRITE_HOSTED_LINKS."""
+    key = subkey(secrets_key, LINK_PURPOSE).ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
 # A batch: plan its tenants, then the rows that need the whole plan of a tenant (counters,
 # what the manifest reports), then the writes, which may also carry a slice of the whale.
 _WRITE_STEPS = (
@@ -142,7 +149,7 @@ class Loader:
     now: datetime
     seed: int
     sample: int
-    hosted_links: bool
+    link_pads: tuple[bytes, bytes] | None
     whale_slices: int
     slice: int = 0
     whale_left: bool = False
@@ -187,7 +194,6 @@ class Loader:
             self.seed,
             self.now.date(),
             self.sample,
-            self.hosted_links,
         )
         await self._timed("invoice_number_counters", WRITE_COUNTERS)
         self.loaded.report(
@@ -206,8 +212,10 @@ class Loader:
             self.slice += 1
             self.whale_left = take >= 0 and self.slice < self.whale_slices
         for step, sql in _WRITE_STEPS:
-            if step != "hosted_invoice_links" or self.hosted_links:
+            if step != "hosted_invoice_links":
                 await self._timed(step, sql)
+            elif self.link_pads is not None:
+                await self._timed(step, sql, *self.link_pads)
 
 
 async def together(*jobs: Coroutine[Any, Any, None]) -> None:
@@ -228,7 +236,7 @@ async def load_batches(
     now: datetime,
     seed: int,
     sample: int,
-    hosted_links: bool,
+    link_pads: tuple[bytes, bytes] | None,
 ) -> Loaded:
     """Every tenant's rows but its own and its key's, in batches on CONNECTIONS connections."""
     loaded = Loaded()
@@ -246,7 +254,7 @@ async def load_batches(
                 now=now,
                 seed=seed,
                 sample=sample,
-                hosted_links=hosted_links,
+                link_pads=link_pads,
                 # about as many as the batches its connection will write after it
                 whale_slices=max(1, len(batches) // CONNECTIONS),
             )

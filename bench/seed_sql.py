@@ -101,8 +101,7 @@ CREATE TEMP TABLE t_inv (
     pay_id uuid,
     pay_at timestamptz,
     pay_method text,
-    req_end text,
-    hosted_token text
+    req_end text
 ) ON COMMIT DELETE ROWS;
 -- The whale's planned invoices, written a slice per later batch of the same connection.
 CREATE TEMP TABLE t_whale (LIKE t_inv);
@@ -122,7 +121,7 @@ FROM (
 ) AS c
 """
 
-# $1 now, $2 seed, $3 today (UTC), $4 invoices sampled per tenant, $5 hosted links wanted.
+# $1 now, $2 seed, $3 today (UTC), $4 invoices sampled per tenant.
 # Layers: raw hashes -> status and dates -> finalize/terminal/overdue times, line amounts ->
 # window ranks (gap-free numbers per tenant and year of finalize, pending picks, sample).
 PLAN_INVOICES = f"""
@@ -147,11 +146,7 @@ SELECT
     CASE WHEN w.status = 'paid' OR w.pend THEN
         (ARRAY['card', 'bank_transfer', 'qris'])[1 + w.hmisc % 3]
     END,
-    CASE WHEN w.end_at IS NOT NULL THEN {request_id()} END,
-    CASE WHEN $5::boolean AND w.finalized_at IS NOT NULL THEN
-        rtrim(translate(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()),
-                               'base64'), '+/', '-_'), '=')
-    END
+    CASE WHEN w.end_at IS NOT NULL THEN {request_id()} END
 FROM (
     SELECT a.*,
            row_number() OVER (PARTITION BY a.tenant_id, a.fin_year
@@ -244,7 +239,7 @@ WRITE_INVOICES = f"""
 INSERT INTO invoices (tenant_id, id, number, customer_id, currency, status, issue_date,
                       due_date, subtotal, tax, total, amount_paid, amount_pending, memo,
                       metadata, created_at, updated_at, finalized_at, sent_at, paid_at,
-                      voided_at, marked_uncollectible_at, overdue_at, hosted_token)
+                      voided_at, marked_uncollectible_at, overdue_at)
 SELECT tenant_id, id, number, customer_id, '{CURRENCY}', status, issue_date,
        due_date, subtotal, tax, total,
        CASE WHEN status = 'paid' THEN total ELSE 0 END,
@@ -254,7 +249,7 @@ SELECT tenant_id, id, number, customer_id, '{CURRENCY}', status, issue_date,
        CASE WHEN status = 'paid' THEN end_at END,
        CASE WHEN status = 'void' THEN end_at END,
        CASE WHEN status = 'uncollectible' THEN end_at END,
-       overdue_at, hosted_token
+       overdue_at
 FROM t_inv ORDER BY created_at
 """
 
@@ -288,10 +283,17 @@ INSERT INTO payment_routes (payment_id, tenant_id)
 SELECT pay_id, tenant_id FROM t_inv WHERE pay_id IS NOT NULL ORDER BY pay_at
 """
 
+# The hash of each finalized invoice's derived link (tenvoice.invoices.links), its HMAC-SHA256
+# written out: $1 and $2 are the link subkey XORed with HMAC's inner and outer pads
+# (bench.seed_loader.hmac_pads).
 WRITE_HOSTED_LINKS = """
 INSERT INTO hosted_invoice_links (tenant_id, invoice_id, token_hash, created_at)
-SELECT tenant_id, id, encode(sha256(convert_to(hosted_token, 'UTF8')), 'hex'), finalized_at
-FROM t_inv WHERE hosted_token IS NOT NULL ORDER BY finalized_at
+SELECT tenant_id, id,
+       encode(sha256(convert_to(rtrim(translate(encode(
+           sha256($2::bytea || sha256($1::bytea || uuid_send(tenant_id) || uuid_send(id))),
+           'base64'), '+/', '-_'), '='), 'UTF8')), 'hex'),
+       finalized_at
+FROM t_inv WHERE finalized_at IS NOT NULL ORDER BY finalized_at
 """
 
 WRITE_COUNTERS = """

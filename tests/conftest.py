@@ -17,6 +17,7 @@ from tests import databases
 
 ADMIN_KEY = "tv_admin_test_" + "x" * 32
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SECRETS_KEY = "test-secrets-key-" + "k" * 32
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -100,6 +101,7 @@ def settings(backend: Backend) -> Settings:
         database_url=backend.url,
         admin_key=ADMIN_KEY,
         gateway_webhook_secret=WEBHOOK_SECRET,
+        secrets_key=SECRETS_KEY,
     )
 
 

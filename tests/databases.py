@@ -3,8 +3,10 @@ by a non-superuser and used through a second role that neither owns the tables n
 row-level security (the production set-up of the README)."""
 
 import asyncio
+import contextlib
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from tenvoice.config import sqlite_path
 from tenvoice.platform.migrate import upgrade
 
 T = TypeVar("T")
@@ -94,5 +97,52 @@ async def truncate(owner_url: str) -> None:
     connection = await asyncpg.connect(owner_url)
     try:
         await connection.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    finally:
+        await connection.close()
+
+
+def superuser_url(database: str = DATABASE) -> str:
+    """The bootstrap superuser on `database`: reads past row-level security."""
+    return f"{BOOTSTRAP_URL.rsplit('/', 1)[0]}/{database}"
+
+
+async def create_scratch(database: str) -> tuple[str, str]:
+    """(owner URL, service URL) of a new, empty database beside the test one (roles exist)."""
+    admin = await asyncpg.connect(BOOTSTRAP_URL, timeout=5)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {database} OWNER {OWNER}")
+    finally:
+        await admin.close()
+    return _url(OWNER, database), _url(APP_ROLE, database)
+
+
+async def drop_scratch(database: str) -> None:
+    admin = await asyncpg.connect(BOOTSTRAP_URL, timeout=5)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+async def every_value(url: str) -> str:
+    """Every row of every table, as text: a secret that is nowhere in it is not stored.
+
+    `url` is a `sqlite:///` file, or a PostgreSQL URL that sees every row (superuser_url)."""
+    path = sqlite_path(url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return "\n".join(
+                repr(connection.execute(f'SELECT * FROM "{name}"').fetchall())
+                for (name,) in tables.fetchall()
+            )
+    connection = await asyncpg.connect(url)
+    try:
+        tables = await connection.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        rows = [await connection.fetch(f'SELECT * FROM "{t}"') for (t,) in tables]
+        return "\n".join(repr([tuple(row.values()) for row in each]) for each in rows)
     finally:
         await connection.close()

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tenvoice.invoices.links import HostedLinks, LinkTokens
 from tenvoice.platform.db import Database, ReadSession
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.pagination import PageRequest, page_request
@@ -55,10 +56,11 @@ async def _admin_reader(
         yield session
 
 
-async def _public_links(request: Request) -> str:
-    """The base of the public links this response hands out (hostedUrl)."""
+async def _public_links(request: Request) -> HostedLinks:
+    """What the public links this response hands out (hostedUrl) are made of."""
     configured: str | None = request.app.state.settings.public_base_url
-    return (configured or str(request.base_url)).rstrip("/")
+    tokens: LinkTokens = request.app.state.link_tokens
+    return HostedLinks((configured or str(request.base_url)).rstrip("/"), tokens)
 
 
 TenantUow = Annotated[UnitOfWork, Depends(_tenant_uow)]
@@ -66,4 +68,4 @@ TenantReader = Annotated[ReadSession, Depends(_tenant_reader)]
 AdminUow = Annotated[UnitOfWork, Depends(_admin_uow)]
 AdminReader = Annotated[ReadSession, Depends(_admin_reader)]
 Paging = Annotated[PageRequest, Depends(page_request)]
-PublicLinks = Annotated[str, Depends(_public_links)]
+PublicLinks = Annotated[HostedLinks, Depends(_public_links)]

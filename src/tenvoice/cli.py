@@ -8,10 +8,24 @@ import os
 import signal
 import sys
 
-from tenvoice.config import Settings, ensure_embedded_secrets, get_settings
+from tenvoice.config import (
+    Settings,
+    SettingsError,
+    ensure_embedded_secrets,
+    get_settings,
+    require_secrets_key,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except SettingsError as exc:  # one sentence for the operator, not a traceback
+        print(f"tenvoice: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="tenvoice", description="Multi-tenant invoicing API")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
@@ -41,7 +55,9 @@ def _migrate() -> int:
     from tenvoice.platform.migrate import upgrade
 
     settings = get_settings()
-    upgrade(settings.migration_database_url or settings.database_url, settings.database_app_role)
+    ensure_embedded_secrets(settings)
+    url = settings.migration_database_url or settings.database_url
+    upgrade(url, settings.database_app_role, secrets_key=settings.secrets_key)
     print("migrations applied")
     return 0
 
@@ -52,6 +68,7 @@ def _serve(host: str, port: int, workers: int) -> int:
     settings = get_settings()
     for line in ensure_embedded_secrets(settings):
         print(line, flush=True)
+    require_secrets_key(settings.secrets_key)
     _default_callback(settings, host, port)
     print(f"tenvoice listening on http://{host}:{port} (docs: /docs)", flush=True)
     uvicorn.run(
@@ -86,6 +103,7 @@ async def _worker() -> int:
 
     settings = get_settings()
     ensure_embedded_secrets(settings)
+    require_secrets_key(settings.secrets_key)
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     worker = Worker(db, settings, JOB_HANDLERS, EVENT_HANDLERS)
     # As for the API (main.create_served_app): long-lived objects out of the collector's view.

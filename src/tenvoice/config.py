@@ -8,6 +8,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_DATABASE_URL = "sqlite:///./tenvoice.db"
+# Shorter keys would be guessable; token_urlsafe(32) gives 43 characters.
+MIN_SECRETS_KEY_LENGTH = 32
+_GENERATE_KEY = """python -c 'import secrets; print(secrets.token_urlsafe(32))'"""
+
+
+class SettingsError(Exception):
+    """A setting the service cannot do without; its message is one sentence for the operator."""
 
 
 class Settings(BaseSettings):
@@ -22,6 +29,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     admin_key: str | None = None
     gateway_webhook_secret: str | None = None
+    # The server's own secret: every public invoice link's token is derived from it (and
+    # each use gets its own subkey). Changing it breaks every link already sent.
+    secrets_key: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Where customers reach this service, for the invoice links it hands out (hostedUrl);
     # unset, each link uses the address its request came in on.
@@ -64,14 +74,17 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def ensure_embedded_secrets(settings: Settings) -> list[str]:
-    """Fill the admin key and webhook secret of the embedded set-up from a file beside the DB.
+    """Fill the admin key, webhook secret and secrets key of the embedded set-up from a file
+    beside the DB.
 
     The embedded default must run with no configuration, yet the keys must survive restarts,
     so they are generated once and kept next to the database file. Returns what was generated
     or loaded, for printing at start.
     """
     path = sqlite_path(settings.database_url)
-    if path is None or (settings.admin_key and settings.gateway_webhook_secret):
+    if path is None or (
+        settings.admin_key and settings.gateway_webhook_secret and settings.secrets_key
+    ):
         return []
     secrets_file = path.with_name(path.name + ".secrets.json")
     stored: dict[str, str] = {}
@@ -86,6 +99,9 @@ def ensure_embedded_secrets(settings: Settings) -> list[str]:
             "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         )
         changed = True
+    if "secrets_key" not in stored:
+        stored["secrets_key"] = secrets.token_urlsafe(32)
+        changed = True
     if changed:
         secrets_file.parent.mkdir(parents=True, exist_ok=True)
         secrets_file.touch(mode=0o600)
@@ -99,7 +115,24 @@ def ensure_embedded_secrets(settings: Settings) -> list[str]:
         lines.append(f"gateway webhook secret: {settings.gateway_webhook_secret}")
     if lines:
         lines.append(f"(kept in {secrets_file})")
+    # Not printed: nobody types it in, and it unlocks every public invoice link.
+    settings.secrets_key = settings.secrets_key or stored["secrets_key"]
     return lines
+
+
+def require_secrets_key(key: str | None) -> str:
+    """The secrets key the service is given, if it is fit to derive links from."""
+    if not key:
+        raise SettingsError(
+            f"TENVOICE_SECRETS_KEY is not set: generate one with {_GENERATE_KEY}, "
+            "keep it secret and never change it (every public invoice link derives from it)."
+        )
+    if len(key) < MIN_SECRETS_KEY_LENGTH:
+        raise SettingsError(
+            f"TENVOICE_SECRETS_KEY is too short ({len(key)} characters, at least "
+            f"{MIN_SECRETS_KEY_LENGTH}): generate one with {_GENERATE_KEY}."
+        )
+    return key
 
 
 @lru_cache

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from tenvoice import __version__
-from tenvoice.config import Settings, ensure_embedded_secrets, get_settings
+from tenvoice.config import Settings, ensure_embedded_secrets, get_settings, require_secrets_key
 from tenvoice.customers.routes import router as customers_router
 from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS
+from tenvoice.invoices.links import LinkTokens
 from tenvoice.invoices.routes import public_router as hosted_invoices_router
 from tenvoice.invoices.routes import router as invoices_router
 from tenvoice.payments.routes import router as payments_router
@@ -39,6 +40,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     ensure_embedded_secrets(settings)
+    link_tokens = LinkTokens(require_secrets_key(settings.secrets_key))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +71,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.link_tokens = link_tokens
     app.state.event_handlers = EVENT_HANDLERS if event_handlers is None else event_handlers
     if db is not None:
         app.state.db = db

@@ -9,7 +9,6 @@ from tenvoice.invoices.models import Invoice, Line
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 # The number an invoice from `invoice_in` carries once it is finalized.
 ISSUED_NUMBER = "INV-2026-00001"
-TOKEN = "hosted-link-token"
 
 
 def draft_invoice(
@@ -36,7 +35,7 @@ def invoice_in(
     """An invoice in `status` (of unit_price, or zero when paid), its events collected."""
     invoice = draft_invoice("0" if status == "paid" else unit_price, currency, due_date)
     if status != "draft":
-        invoice.finalize(ISSUED_NUMBER, TOKEN, AT)
+        invoice.finalize(ISSUED_NUMBER, AT)
     if status == "void":
         invoice.void(AT)
     if status == "uncollectible":

@@ -12,7 +12,9 @@ from tenvoice.config import Settings
 from tenvoice.invoices.models import HostedInvoiceLink
 from tenvoice.main import create_app
 from tenvoice.platform.db import Database
-from tests.conftest import TenantHandle, make_customer, make_invoice
+from tenvoice.platform.tokens import token_hash
+from tests import databases
+from tests.conftest import Backend, TenantHandle, make_customer, make_invoice
 from tests.invoices.support import act_ok
 from tests.problems import assert_problem
 
@@ -85,6 +87,56 @@ async def test_unknown_links_are_404(client: httpx.AsyncClient) -> None:
         for suffix in ("", "/pdf"):
             response = await client.get(f"/hosted/invoices/{token}{suffix}")
             assert_problem(response, 404, "invoice_not_found" if len(token) <= 100 else "not_found")
+
+
+async def test_tampered_links_are_404(client: httpx.AsyncClient, tenant_a: TenantHandle) -> None:
+    customer = await make_customer(client, tenant_a)
+    invoice = await make_invoice(client, tenant_a, customer["id"], finalize=True)
+    token = invoice["hostedUrl"].removeprefix(LINK_PREFIX)
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for tampered in (flipped, token[:-1], token + "A", token.upper(), token[::-1]):
+        response = await client.get(f"/hosted/invoices/{tampered}")
+        assert_problem(response, 404, "invoice_not_found")
+    assert (await client.get(invoice["hostedUrl"])).status_code == 200
+
+
+async def test_each_invoice_and_each_key_has_its_own_link(
+    client: httpx.AsyncClient, settings: Settings, db: Database, tenant_a: TenantHandle
+) -> None:
+    customer = await make_customer(client, tenant_a)
+    first = await make_invoice(client, tenant_a, customer["id"], finalize=True)
+    second = await make_invoice(client, tenant_a, customer["id"])
+    second = await act_ok(client, tenant_a, second["id"], "finalize")
+    assert first["hostedUrl"] != second["hostedUrl"]
+    for invoice in (first, second):
+        assert (await client.get(invoice["hostedUrl"])).status_code == 200
+
+    other_key = settings.model_copy(update={"secrets_key": "another-secrets-key-" + "z" * 32})
+    other = create_app(other_key, db=db)
+    transport = httpx.ASGITransport(app=other)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tenvoice.test") as c:
+        path = f"/api/invoices/{first['id']}"
+        elsewhere = (await c.get(path, headers=tenant_a.headers)).json()["hostedUrl"]
+        assert elsewhere.startswith(LINK_PREFIX)
+        assert elsewhere != first["hostedUrl"]
+        # The invoice's link row holds this key's hash, not that one's.
+        assert (await c.get(elsewhere)).status_code == 404
+
+
+async def test_no_column_anywhere_holds_the_token(
+    client: httpx.AsyncClient, backend: Backend, tenant_a: TenantHandle
+) -> None:
+    customer = await make_customer(client, tenant_a)
+    invoice = await make_invoice(client, tenant_a, customer["id"], finalize=True)
+    token = invoice["hostedUrl"].removeprefix(LINK_PREFIX)
+
+    stored = await databases.every_value(
+        backend.url if backend.name == "sqlite" else databases.superuser_url()
+    )
+
+    assert invoice["number"] in stored  # the scan sees the invoice row
+    assert token_hash(token) in stored  # and the link's hash
+    assert token not in stored
 
 
 async def test_only_the_tokens_hash_is_kept_where_links_are_looked_up(

@@ -15,7 +15,7 @@ from tenvoice.invoices.errors import (
 )
 from tenvoice.invoices.models import Invoice, InvoiceStatus, Line
 from tenvoice.platform.errors import ValidationFailed
-from tests.invoices.builders import AT, TOKEN, draft_invoice, invoice_in
+from tests.invoices.builders import AT, draft_invoice, invoice_in
 
 NUMBER = "INV-2026-00042"
 # API.md, "Invoices": written out here, not read from the code under test.
@@ -31,7 +31,7 @@ PAIRS = [(current, target) for current in STATUSES for target in STATUSES]
 
 Action = Callable[[Invoice], None]
 ACTIONS: dict[str, tuple[Action, str]] = {
-    "finalize": (lambda invoice: invoice.finalize(NUMBER, TOKEN, AT), "open"),
+    "finalize": (lambda invoice: invoice.finalize(NUMBER, AT), "open"),
     "void": (lambda invoice: invoice.void(AT), "void"),
     "mark_uncollectible": (lambda invoice: invoice.mark_uncollectible(AT), "uncollectible"),
 }
@@ -107,7 +107,7 @@ def test_send_only_what_is_still_owed(status: str) -> None:
 def test_zero_total_invoice_is_paid_on_finalize() -> None:
     invoice = draft_invoice("0")
     invoice.pull_events()
-    invoice.finalize(NUMBER, TOKEN, AT)
+    invoice.finalize(NUMBER, AT)
     assert invoice.status == "paid"
     assert (invoice.finalized_at, invoice.paid_at) == (AT, AT)
     assert invoice.amount_due == 0
@@ -120,7 +120,7 @@ def test_zero_total_invoice_is_paid_on_finalize() -> None:
 
 def test_a_nonzero_invoice_stays_open_on_finalize() -> None:
     invoice = draft_invoice("0.01")
-    invoice.finalize(NUMBER, TOKEN, AT)
+    invoice.finalize(NUMBER, AT)
     assert invoice.status == "open"
     assert invoice.paid_at is None
     assert invoice.amount_due == 1

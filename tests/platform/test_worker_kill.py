@@ -32,6 +32,7 @@ from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.outbox import JobStatus, OutboxJob
 from tests.conftest import (
     ADMIN_KEY,
+    SECRETS_KEY,
     WEBHOOK_SECRET,
     Backend,
     TenantHandle,
@@ -138,6 +139,7 @@ async def start_worker(backend: Backend, callback_url: str) -> WorkerProcess:
         "TENVOICE_DATABASE_URL": backend.url,
         "TENVOICE_ADMIN_KEY": ADMIN_KEY,
         "TENVOICE_GATEWAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "TENVOICE_SECRETS_KEY": SECRETS_KEY,
         "TENVOICE_GATEWAY_CALLBACK_URL": callback_url,
         "TENVOICE_GATEWAY_LATENCY_MS": "0",
         "TENVOICE_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),

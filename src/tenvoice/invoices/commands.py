@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
 from tenvoice.invoices.errors import CustomerDeleted, InvoiceNotFound
+from tenvoice.invoices.links import LinkTokens
 from tenvoice.invoices.models import (
     HostedInvoiceLink,
     Invoice,
@@ -20,7 +21,7 @@ from tenvoice.invoices.models import (
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.sql import insert_into
-from tenvoice.platform.tokens import new_token, token_hash
+from tenvoice.platform.tokens import token_hash
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.models import Tenant
 
@@ -45,6 +46,8 @@ class CreateInvoice:
     memo: str | None
     metadata: dict[str, str]
     finalize: bool
+    # Derives the public link's token when the invoice is finalized.
+    links: LinkTokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,15 @@ class ReviseInvoice:
 
 @dataclass(frozen=True, slots=True)
 class InvoiceAction:
-    """finalize, send, void, mark-uncollectible or delete one invoice."""
+    """send, void, mark-uncollectible or delete one invoice."""
 
     invoice_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeInvoice:
+    invoice_id: uuid.UUID
+    links: LinkTokens
 
 
 async def _tenant(uow: UnitOfWork) -> Tenant:
@@ -135,7 +144,7 @@ async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:
     uow.session.add(uow.track(invoice))
     if command.finalize:
         # The customer was checked just above: creating and finalizing queries it once.
-        await _finalize(uow, invoice, tenant, customer)
+        await _finalize(uow, invoice, tenant, customer, command.links)
     # No flush here: the commit's flush writes what is left with the timeline and outbox rows.
     return invoice
 
@@ -169,11 +178,11 @@ async def delete_invoice(uow: UnitOfWork, command: InvoiceAction) -> None:
     await uow.session.delete(invoice)
 
 
-async def finalize_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
+async def finalize_invoice(uow: UnitOfWork, command: FinalizeInvoice) -> Invoice:
     invoice = await load_invoice(uow, command.invoice_id)
     customer = await uow.session.get(Customer, (uow.context.tenant_id, invoice.customer_id))
     assert customer is not None, "the composite foreign key keeps an invoice's customer"
-    await _finalize(uow, invoice, await _tenant(uow), customer)
+    await _finalize(uow, invoice, await _tenant(uow), customer, command.links)
     await uow.session.flush()
     return invoice
 
@@ -202,17 +211,20 @@ async def record_overdue(uow: UnitOfWork, command: InvoiceAction) -> None:
     invoice.record_overdue(now.date(), now)
 
 
-async def _finalize(uow: UnitOfWork, invoice: Invoice, tenant: Tenant, customer: Customer) -> None:
+async def _finalize(
+    uow: UnitOfWork, invoice: Invoice, tenant: Tenant, customer: Customer, links: LinkTokens
+) -> None:
     invoice.check_transition(InvoiceStatus.OPEN, "finalize")
     if customer.deleted_at is not None:
         raise CustomerDeleted("Its customer was deleted; change the customer first.")
     now = utcnow()
     sequence = await _next_in_sequence(uow, tenant.id, now.year)
-    token = new_token()
-    invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", token, now)
+    invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", now)
     # The link references the invoice, which may still be pending (create with finalize);
-    # the unit of work orders inserts only along relationships, so the invoice goes first.
+    # the unit of work orders inserts only along relationships, so the invoice goes first
+    # (and only then has the id its token is derived from).
     await uow.session.flush()
+    token = links.token(tenant.id, invoice.id)
     uow.session.add(
         HostedInvoiceLink(tenant_id=tenant.id, invoice_id=invoice.id, token_hash=token_hash(token))
     )

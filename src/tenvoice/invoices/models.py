@@ -146,8 +146,6 @@ class Invoice(TenantOwned, EventRecorder, Base):
     marked_uncollectible_at: Mapped[datetime | None] = mapped_column(default=None)
     # When invoice.overdue was recorded: it is recorded once, however often it is checked.
     overdue_at: Mapped[datetime | None] = mapped_column(default=None)
-    # The secret in the invoice's public link (hostedUrl); set when it is finalized.
-    hosted_token: Mapped[str | None] = mapped_column(String(64), default=None)
 
     items: Mapped[list[InvoiceItem]] = relationship(
         order_by=InvoiceItem.position, cascade="all, delete-orphan", lazy="raise"
@@ -263,10 +261,9 @@ class Invoice(TenantOwned, EventRecorder, Base):
 
     # -- the status machine ------------------------------------------------------------
 
-    def finalize(self, number: str, hosted_token: str, at: datetime) -> None:
+    def finalize(self, number: str, at: datetime) -> None:
         self._move(S.OPEN, "finalize")
         self.number = number
-        self.hosted_token = hosted_token
         self.finalized_at = self.updated_at = at
         self.record(
             events.InvoiceFinalized(
@@ -372,7 +369,8 @@ class HostedInvoiceLink(Base):
     """Finds the invoice behind a public link before any tenant is known.
 
     A platform table like `api_keys`: it holds only the SHA-256 of the link's token, so a
-    copy of it opens no invoice.
+    copy of it opens no invoice. An invoice may have more than one link: the one derived from
+    its ids (links.py), and one minted at random before links were derived, still valid.
     """
 
     __tablename__ = "hosted_invoice_links"
@@ -385,7 +383,7 @@ class HostedInvoiceLink(Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     invoice_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tenvoice.customers.models import Customer
 from tenvoice.invoices.document import DocumentLine, InvoiceDocument
 from tenvoice.invoices.errors import InvoiceNotFound
+from tenvoice.invoices.links import HostedLinks
 from tenvoice.invoices.models import HostedInvoiceLink, Invoice, InvoiceItem
 from tenvoice.invoices.schemas import InvoiceWire, LineWire, invoice_view
 from tenvoice.platform.db import ReadSession, ScaledDecimal, utcnow
@@ -127,7 +128,9 @@ class InvoiceFilters:
     search: str | None = None
 
 
-async def get_invoice(session: ReadSession, invoice_id: uuid.UUID, links: str) -> InvoiceWire:
+async def get_invoice(
+    session: ReadSession, invoice_id: uuid.UUID, links: HostedLinks | None
+) -> InvoiceWire:
     reads = await tenant_reads(session)
     rows = (await reads.execute(_ONE_INVOICE, invoice_id=invoice_id)).all()
     if not rows:
@@ -139,7 +142,7 @@ async def get_invoice(session: ReadSession, invoice_id: uuid.UUID, links: str) -
 
 async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceDocument:
     """What the PDF shows: the invoice as the API returns it, with both parties' names."""
-    invoice = await get_invoice(session, invoice_id, links="")
+    invoice = await get_invoice(session, invoice_id, links=None)
     parties = (
         await session.execute(
             select(Customer.name, Customer.email, Tenant.name.label("seller"))
@@ -195,7 +198,7 @@ async def require_invoice(session: ReadSession, invoice_id: uuid.UUID) -> None:
 
 
 async def list_invoices(
-    session: ReadSession, filters: InvoiceFilters, sort: Sort, page: PageRequest, links: str
+    session: ReadSession, filters: InvoiceFilters, sort: Sort, page: PageRequest, links: HostedLinks
 ) -> dict[str, Any]:
     """A page in its wire form (Page[InvoiceOut] documents it)."""
     today = utcnow().date()

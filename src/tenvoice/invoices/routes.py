@@ -10,6 +10,7 @@ from tenvoice.api import Paging, PublicLinks, TenantReader, TenantUow
 from tenvoice.invoices import commands, hosted, pdf, queries
 from tenvoice.invoices.document import InvoiceDocument
 from tenvoice.invoices.errors import InvoiceNotFound
+from tenvoice.invoices.links import HostedLinks
 from tenvoice.invoices.models import Invoice, InvoiceStatus
 from tenvoice.invoices.schemas import (
     InvoiceCreate,
@@ -35,7 +36,7 @@ router = APIRouter(
 )
 
 
-def _out(invoice: Invoice, links: str, status_code: int = 200) -> WireJSON:
+def _out(invoice: Invoice, links: HostedLinks, status_code: int = 200) -> WireJSON:
     lines = [line_view(item, invoice.currency) for item in invoice.items]
     return WireJSON(invoice_view(invoice, lines, utcnow().date(), links), status_code)
 
@@ -104,6 +105,7 @@ async def create_invoice(body: InvoiceCreate, uow: TenantUow, links: PublicLinks
         memo=body.memo,
         metadata=body.metadata,
         finalize=body.finalize,
+        links=links.tokens,
     )
     return _out(await uow.run(commands.create_invoice, command), links, 201)
 
@@ -144,7 +146,8 @@ async def delete_invoice(invoice_id: UUID, uow: TenantUow) -> Response:
 
 @router.post("/{invoice_id}/finalize", response_model=InvoiceOut)
 async def finalize_invoice(invoice_id: UUID, uow: TenantUow, links: PublicLinks) -> WireJSON:
-    return _out(await uow.run(commands.finalize_invoice, commands.InvoiceAction(invoice_id)), links)
+    command = commands.FinalizeInvoice(invoice_id, links.tokens)
+    return _out(await uow.run(commands.finalize_invoice, command), links)
 
 
 @router.post("/{invoice_id}/send", response_model=InvoiceOut)

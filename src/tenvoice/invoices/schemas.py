@@ -4,6 +4,7 @@ from uuid import UUID
 
 from pydantic import Field, StrictBool, ValidationInfo, field_validator
 
+from tenvoice.invoices.links import HostedLinks
 from tenvoice.invoices.models import amount_due
 from tenvoice.platform.money import currency_exponent, format_decimal, format_minor
 from tenvoice.platform.schemas import (
@@ -127,15 +128,16 @@ def line_view(item: Any, currency: str) -> LineWire:
     }
 
 
-def invoice_view(invoice: Any, lines: list[LineWire], today: date, links: str) -> InvoiceWire:
+def invoice_view(
+    invoice: Any, lines: list[LineWire], today: date, links: HostedLinks | None
+) -> InvoiceWire:
     """The wire form of an invoice from anything with its column attributes: the aggregate
-    after a command, or a row a query selected. `links` is the public base of hosted pages.
+    after a command, or a row a query selected. Without `links`, hostedUrl is left out (null).
 
     Plain dicts, not InvoiceOut: a list page builds 200 of these, and model construction cost
     more than the query (tests check the result against InvoiceOut). Ids are given as text:
     asyncpg's UUIDs would otherwise each take orjson's slow path."""
     currency: str = invoice.currency
-    token = invoice.hosted_token
     return {
         "id": str(invoice.id),
         "number": invoice.number,
@@ -162,5 +164,10 @@ def invoice_view(invoice: Any, lines: list[LineWire], today: date, links: str) -
         "paidAt": invoice.paid_at,
         "voidedAt": invoice.voided_at,
         "markedUncollectibleAt": invoice.marked_uncollectible_at,
-        "hostedUrl": f"{links}/hosted/invoices/{token}" if token else None,
+        # Every finalized invoice has its link (written at finalize, or by migration 0005).
+        "hostedUrl": (
+            links.url(invoice.tenant_id, invoice.id)
+            if links is not None and invoice.finalized_at is not None
+            else None
+        ),
     }

@@ -43,12 +43,17 @@ def schema_is_behind(version: str | None) -> bool:
     return version is None or (version in known and version != head)
 
 
-def upgrade(url: str, app_role: str, revision: str = "head") -> None:
+def upgrade(
+    url: str, app_role: str, revision: str = "head", *, secrets_key: str | None = None
+) -> None:
+    """Migrate to `revision`. The secrets key is needed only to derive the public links of
+    invoices finalized before links were derived (migration 0005)."""
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(url)
     config.attributes["app_role"] = app_role
+    config.attributes["secrets_key"] = secrets_key
     command.upgrade(config, revision)
 
 

@@ -1,0 +1,35 @@
+"""An invoice's public link (hostedUrl): its token is derived, never stored.
+
+token = HMAC-SHA256 under the secrets key's "hosted-invoice-link" subkey of the tenant's and
+the invoice's ids (16 bytes each, so the pair reads one way only), in URL-safe base64. The
+same invoice always gets the same link, with nothing to keep but the token's hash, which
+`hosted_invoice_links` holds for the public lookup.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from tenvoice.platform.tokens import DerivedTokens
+
+PURPOSE = "hosted-invoice-link"
+
+
+class LinkTokens:
+    __slots__ = ("_tokens",)
+
+    def __init__(self, secrets_key: str) -> None:
+        self._tokens = DerivedTokens(secrets_key, PURPOSE)
+
+    def token(self, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> str:
+        return self._tokens.token(tenant_id.bytes + invoice_id.bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class HostedLinks:
+    """What a response needs to hand out links: where customers reach us, and the key."""
+
+    base: str
+    tokens: LinkTokens
+
+    def url(self, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> str:
+        return f"{self.base}/hosted/invoices/{self.tokens.token(tenant_id, invoice_id)}"
