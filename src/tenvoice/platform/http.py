@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
@@ -196,11 +197,21 @@ def dependency_down(exc: Exception) -> Response:
 
 
 # Failures of the database as a service, as opposed to errors in what was asked of it.
+# Through SQLAlchemy every such failure arrives as an OperationalError or InterfaceError:
+# the engine reclassifies the generic errors asyncpg gives a restarting server
+# (db.database_unavailable). asyncpg's own classes cover what is raised around SQLAlchemy.
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
+    asyncpg.PostgresConnectionError,  # 08: connection lost, does not exist, refused
+    asyncpg.InsufficientResourcesError,  # 53: too many connections, out of memory or disk
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 
