@@ -308,7 +308,7 @@ class BodyGuardMiddleware:
             return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         has_body = (length is not None and length != b"0") or b"transfer-encoding" in headers
-        if has_body and not _is_json(content_type) and not _is_raw_ok(scope):
+        if has_body and not _is_json(content_type) and not raw_body_route(scope):
             response = problem(
                 415,
                 "unsupported_media_type",
@@ -367,7 +367,7 @@ def _is_json(content_type: bytes) -> bool:
     return content_type == b"application/json" or content_type.endswith(b"+json")
 
 
-def _is_raw_ok(scope: Scope) -> bool:
+def raw_body_route(scope: Scope) -> bool:
     # Signed webhooks are verified over their raw bytes, whatever type the sender declares.
     path: str = scope.get("path", "")
     return path.startswith("/api/webhooks/")

@@ -15,7 +15,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenvoice.platform.errors import AppError, FieldError, MalformedJson, ValidationFailed
-from tenvoice.platform.http import field_path, problem
+from tenvoice.platform.http import field_path, problem, raw_body_route
 
 NUL = "\x00"
 NUL_MESSAGE = "must not contain U+0000"
@@ -95,7 +95,7 @@ class StrictInputMiddleware:
             refusal = ValidationFailed(errors[0].field, NUL_MESSAGE, *errors[1:])
             await _refuse(refusal, scope, receive, send)
             return
-        if scope["method"] not in _BODY_METHODS or scope["path"].startswith("/api/webhooks/"):
+        if scope["method"] not in _BODY_METHODS or raw_body_route(scope):
             await self.app(scope, receive, send)
             return
         body = await _read(receive)
