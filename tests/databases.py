@@ -61,13 +61,13 @@ def sqlite_copy(template: Path, directory: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def _url(role: str, database: str) -> str:
-    host = BOOTSTRAP_URL.split("@", 1)[1].split("/", 1)[0]
+def _url(role: str, database: str, bootstrap_url: str = BOOTSTRAP_URL) -> str:
+    host = bootstrap_url.split("@", 1)[1].split("/", 1)[0]
     return f"postgresql://{role}@{host}/{database}"
 
 
-async def _bootstrap() -> None:
-    admin = await asyncpg.connect(BOOTSTRAP_URL, timeout=5)
+async def _bootstrap(bootstrap_url: str, database: str) -> None:
+    admin = await asyncpg.connect(bootstrap_url, timeout=5)
     try:
         for role, extra in ((OWNER, ""), (APP_ROLE, "")):
             exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
@@ -76,18 +76,19 @@ async def _bootstrap() -> None:
                 f"{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS{extra}"
             )
         await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", DATABASE
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database
         )
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        await admin.execute(f"CREATE DATABASE {DATABASE} OWNER {OWNER}")
+        await admin.execute(f"DROP DATABASE IF EXISTS {database}")
+        await admin.execute(f"CREATE DATABASE {database} OWNER {OWNER}")
     finally:
         await admin.close()
 
 
-def postgres_urls() -> tuple[str, str]:
-    """(owner URL, service URL) of a freshly migrated test database."""
-    in_thread(_bootstrap)
-    owner_url, app_url = _url(OWNER, DATABASE), _url(APP_ROLE, DATABASE)
+def postgres_urls(bootstrap_url: str = BOOTSTRAP_URL, database: str = DATABASE) -> tuple[str, str]:
+    """(owner URL, service URL) of a freshly migrated test database on that server."""
+    in_thread(lambda: _bootstrap(bootstrap_url, database))
+    owner_url = _url(OWNER, database, bootstrap_url)
+    app_url = _url(APP_ROLE, database, bootstrap_url)
     with ThreadPoolExecutor(1) as pool:
         pool.submit(upgrade, owner_url, APP_ROLE).result()
     return owner_url, app_url

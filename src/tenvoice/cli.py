@@ -79,6 +79,7 @@ def _serve(host: str, port: int, workers: int) -> int:
         workers=workers,
         log_level="info",
         access_log=False,
+        http="tenvoice.platform.httpserver:ProblemHttpProtocol",
     )
     return 0
 

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # each use gets its own subkey). Changing it breaks every link already sent.
     secrets_key: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # How long a request may take to arrive whole (line, headers and body) before the
+    # server answers 408 and closes the connection.
+    request_timeout_seconds: float = Field(default=30, gt=0, le=3600)
     # Where customers reach this service, for the invoice links it hands out (hostedUrl);
     # unset, each link uses the address its request came in on.
     public_base_url: str | None = None

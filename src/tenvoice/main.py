@@ -24,6 +24,7 @@ from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
 from tenvoice.platform.migrate import schema_is_behind
+from tenvoice.platform.strict_input import StrictInputMiddleware
 from tenvoice.platform.worker import Worker
 from tenvoice.tenants.auth import idempotency_scope
 from tenvoice.tenants.keycache import ApiKeyCache
@@ -78,6 +79,7 @@ def create_app(
     install_error_handlers(app)
     # Innermost first: the idempotency layer sees a body the guard has already sized.
     app.add_middleware(IdempotencyMiddleware, scope_of=idempotency_scope)
+    app.add_middleware(StrictInputMiddleware)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -1,7 +1,6 @@
 from typing import Annotated
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 
@@ -20,7 +19,6 @@ from tenvoice.payments.schemas import (
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import (
     FieldError,
-    MalformedJson,
     ServiceUnavailable,
     ValidationFailed,
 )
@@ -28,6 +26,7 @@ from tenvoice.platform.http import field_path
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import choices, inline_schema, problem_responses
+from tenvoice.platform.strict_input import decode_json
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
 from tenvoice.platform.uow import UnitOfWork
 
@@ -123,10 +122,7 @@ async def payment_webhook(request: Request) -> WebhookAck:
 
 
 def _parse(body: bytes) -> GatewayEvent:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedJson("The webhook body is not valid JSON.") from None
+    document = decode_json(body)
     try:
         return GatewayEvent.model_validate(document)
     except ValidationError as exc:

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -154,7 +156,45 @@ def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEn
     def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         tenancy.forget_pending_tenant(record.driver_connection)
 
+    event.listen(engine.sync_engine, "handle_error", _unavailable_is_operational)
     return engine
+
+
+# SQLSTATE classes of a server that is going away, starting up or out of room: connection
+# exception, insufficient resources, operator intervention (shutdown, cannot connect now).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def database_unavailable(error: BaseException | None) -> bool:
+    """Whether the error says the server (or the connection to it) failed, rather than the
+    statement: the same request may well succeed in a moment."""
+    while error is not None:
+        if isinstance(error, OSError | asyncpg.InterfaceError | asyncpg.InternalClientError):
+            return True  # refused, reset, closed mid-operation, protocol left mid-way
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        error = error.__cause__
+    return False
+
+
+def _unavailable_is_operational(context: ExceptionContext) -> OperationalError | None:
+    """asyncpg reports a server shutting down or starting up as a generic error, and a
+    connection it lost mid-statement sometimes as an internal one. Such a connection is
+    unusable: it is invalidated (the pool's other connections with it, since they share its
+    server) rather than reused, and the error surfaces as what it is, an OperationalError,
+    which the edge answers with 503."""
+    if not (context.is_disconnect or database_unavailable(context.original_exception)):
+        return None
+    context.is_disconnect = True
+    if isinstance(context.sqlalchemy_exception, OperationalError):
+        return None
+    return OperationalError(
+        context.statement,
+        context.parameters,
+        context.original_exception,
+        connection_invalidated=True,
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:

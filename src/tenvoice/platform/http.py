@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
@@ -196,11 +197,21 @@ def dependency_down(exc: Exception) -> Response:
 
 
 # Failures of the database as a service, as opposed to errors in what was asked of it.
+# Through SQLAlchemy every such failure arrives as an OperationalError or InterfaceError:
+# the engine reclassifies the generic errors asyncpg gives a restarting server
+# (db.database_unavailable). asyncpg's own classes cover what is raised around SQLAlchemy.
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
+    asyncpg.PostgresConnectionError,  # 08: connection lost, does not exist, refused
+    asyncpg.InsufficientResourcesError,  # 53: too many connections, out of memory or disk
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 
@@ -297,7 +308,7 @@ class BodyGuardMiddleware:
             return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         has_body = (length is not None and length != b"0") or b"transfer-encoding" in headers
-        if has_body and not _is_json(content_type) and not _is_raw_ok(scope):
+        if has_body and not _is_json(content_type) and not raw_body_route(scope):
             response = problem(
                 415,
                 "unsupported_media_type",
@@ -356,7 +367,7 @@ def _is_json(content_type: bytes) -> bool:
     return content_type == b"application/json" or content_type.endswith(b"+json")
 
 
-def _is_raw_ok(scope: Scope) -> bool:
+def raw_body_route(scope: Scope) -> bool:
     # Signed webhooks are verified over their raw bytes, whatever type the sender declares.
     path: str = scope.get("path", "")
     return path.startswith("/api/webhooks/")
