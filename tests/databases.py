@@ -96,3 +96,24 @@ async def truncate(owner_url: str) -> None:
         await connection.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
     finally:
         await connection.close()
+
+
+async def scratch_database(name: str) -> str:
+    """An empty database `name` (dropped first if it exists), owned by the owner role; the
+    owner's URL to it. Roles are those of postgres_urls, which must have run."""
+    admin = await asyncpg.connect(BOOTSTRAP_URL, timeout=5)
+    try:
+        await drop_scratch(name, admin)
+        await admin.execute(f"CREATE DATABASE {name} OWNER {OWNER}")
+    finally:
+        await admin.close()
+    return _url(OWNER, name)
+
+
+async def drop_scratch(name: str, admin: asyncpg.Connection | None = None) -> None:
+    connection = admin or await asyncpg.connect(BOOTSTRAP_URL, timeout=5)
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        if admin is None:
+            await connection.close()

@@ -207,7 +207,7 @@ async def test_bad_paging_is_422(client: httpx.AsyncClient, tenant_a: TenantHand
         ({"cursor": _cursor("total", True, some_id), "sort": "total"}, "cursor"),
         ({"cursor": _cursor("total", 1.5, some_id), "sort": "total"}, "cursor"),
         ({"cursor": _cursor("total", 2**63, some_id), "sort": "total"}, "cursor"),
-        ({"cursor": _cursor("number", 5, some_id), "sort": "number"}, "cursor"),
+        ({"cursor": _cursor("number", "INV-2026-00005", some_id), "sort": "number"}, "cursor"),
         # A timestamp with no zone, or one that cannot be expressed in UTC.
         ({"cursor": _cursor("-createdAt", "2026-01-01T00:00:00", some_id)}, "cursor"),
         ({"cursor": _cursor("-createdAt", "0001-01-01T00:00:00+05:00", some_id)}, "cursor"),
