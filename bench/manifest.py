@@ -32,7 +32,7 @@ class Manifest:
     database: str  # the PostgreSQL database name (or SQLite file) that was seeded
     invoices: int  # invoices in all tenants together
     tenants: list[TenantSeed]
-    # One tenant far larger than the rest, so that a 1,000th page of open invoices exists.
+    # One tenant far larger than the rest, so that a deep page of open invoices exists.
     whale: TenantSeed | None = None
     # Pending payments the gateway has not answered yet (W4 sends their webhooks).
     pending_payments: list[PaymentSeed] = field(default_factory=list)

@@ -26,7 +26,7 @@ def deep(results: Results) -> str:
             ms(m.wrk.p99_ms),
             ratio(m.wrk.p99_ms, first.p99_ms if first else None),
         )
-    quick = " (quick mode: the 100th page, not the 1,000th)" if d.page < 1000 else ""
+    quick = " (quick mode: the 100th page, not the 200th)" if d.page < 200 else ""
     how = (
         "made from the row before the page with the API's own cursor encoding"
         if d.cursor_source == "shortcut"

@@ -87,6 +87,7 @@ CREATE TEMP TABLE t_inv (
     end_at timestamptz,
     overdue_at timestamptz,
     number text,
+    number_sort bigint,
     q1 bigint, q2 bigint, q3 bigint,
     p1 bigint, p2 bigint, p3 bigint,
     r1 bigint, r2 bigint, r3 bigint,
@@ -135,6 +136,7 @@ SELECT
         w.prefix || '-' || w.fin_year || '-'
         || CASE WHEN w.seq < 100000 THEN lpad(w.seq::text, 5, '0') ELSE w.seq::text END
     END,
+    CASE WHEN w.finalized_at IS NOT NULL THEN w.fin_year::bigint * 1000000000000 + w.seq END,
     w.q1, w.q2, w.q3, w.p1, w.p2, w.p3, w.r1, w.r2, w.r3,
     w.s1, w.s2, w.s3, w.x1, w.x2, w.x3, w.d1, w.d2, w.d3,
     w.s1 + w.s2 + w.s3, w.x1 + w.x2 + w.x3, w.s1 + w.s2 + w.s3 + w.x1 + w.x2 + w.x3,
@@ -236,11 +238,11 @@ FROM t_cust ORDER BY created_at
 """
 
 WRITE_INVOICES = f"""
-INSERT INTO invoices (tenant_id, id, number, customer_id, currency, status, issue_date,
-                      due_date, subtotal, tax, total, amount_paid, amount_pending, memo,
-                      metadata, created_at, updated_at, finalized_at, sent_at, paid_at,
+INSERT INTO invoices (tenant_id, id, number, number_sort, customer_id, currency, status,
+                      issue_date, due_date, subtotal, tax, total, amount_paid, amount_pending,
+                      memo, metadata, created_at, updated_at, finalized_at, sent_at, paid_at,
                       voided_at, marked_uncollectible_at, overdue_at)
-SELECT tenant_id, id, number, customer_id, '{CURRENCY}', status, issue_date,
+SELECT tenant_id, id, number, number_sort, customer_id, '{CURRENCY}', status, issue_date,
        due_date, subtotal, tax, total,
        CASE WHEN status = 'paid' THEN total ELSE 0 END,
        CASE WHEN pend THEN total ELSE 0 END,

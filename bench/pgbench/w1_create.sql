@@ -37,12 +37,13 @@ INSERT INTO invoice_number_counters (tenant_id, year, last_value)
 VALUES (:t_id, extract(year FROM now())::int, 1)
 ON CONFLICT (tenant_id, year) DO UPDATE SET last_value = (invoice_number_counters.last_value + 1)
 RETURNING invoice_number_counters.last_value \gset
-INSERT INTO invoices (tenant_id, id, number, customer_id, currency, status, issue_date, due_date,
-                      subtotal, tax, total, amount_paid, amount_pending, memo, metadata,
-                      created_at, updated_at, finalized_at, sent_at, paid_at, voided_at,
-                      marked_uncollectible_at, overdue_at, hosted_token)
+INSERT INTO invoices (tenant_id, id, number, number_sort, customer_id, currency, status,
+                      issue_date, due_date, subtotal, tax, total, amount_paid, amount_pending,
+                      memo, metadata, created_at, updated_at, finalized_at, sent_at, paid_at,
+                      voided_at, marked_uncollectible_at, overdue_at, hosted_token)
 VALUES (:t_id, bench_uuid7(),
         'INV-' || extract(year FROM now())::int::text || '-' || lpad(:last_value::text, 5, '0'),
+        extract(year FROM now())::bigint * 1000000000000 + :last_value,
         :t_id_1, 'USD', 'open', current_date, current_date + 30, 2450, 270, 2720, 0, 0,
         NULL, '{}', now(), now(), now(), NULL, NULL, NULL, NULL, NULL,
         substr(md5(random()::text) || md5(random()::text), 1, 43))

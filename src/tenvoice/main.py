@@ -24,6 +24,7 @@ from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
 from tenvoice.platform.migrate import schema_is_behind
+from tenvoice.platform.schemas import problem_responses
 from tenvoice.platform.strict_input import StrictInputMiddleware
 from tenvoice.platform.worker import Worker
 from tenvoice.tenants.auth import idempotency_scope
@@ -148,7 +149,7 @@ def _operations(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses=problem_responses(503))
     async def readyz() -> dict[str, str]:
         db: Database = app.state.db
         try:

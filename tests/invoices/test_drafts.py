@@ -252,6 +252,10 @@ async def test_patch_scalar_fields_and_clear_memo(
     response = await client.patch(url, json={"memo": None}, headers=tenant_a.headers)
     assert response.status_code == 200, response.text
     assert (await fetch(client, tenant_a, draft["id"]))["memo"] is None
+    # Null clears metadata too, as Stripe's empty value does.
+    response = await client.patch(url, json={"metadata": None}, headers=tenant_a.headers)
+    assert response.status_code == 200, response.text
+    assert (await fetch(client, tenant_a, draft["id"]))["metadata"] == {}
 
 
 async def test_rejected_patches_change_nothing(
@@ -267,6 +271,8 @@ async def test_rejected_patches_change_nothing(
         ({"items": []}, {"items"}),
         ({"items": None}, {"items"}),
         ({"currency": None}, {"currency"}),
+        ({"customerId": None}, {"customerId"}),
+        ({"issueDate": None}, {"issueDate"}),
         ({"currency": "ZZZ"}, {"currency"}),
         ({"memo": "ok", "items": [{**ONE, "unitPrice": "0.0000001"}]}, {"items[0].unitPrice"}),
         ({"status": "open"}, {"status"}),

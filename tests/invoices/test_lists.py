@@ -207,7 +207,7 @@ async def test_bad_paging_is_422(client: httpx.AsyncClient, tenant_a: TenantHand
         ({"cursor": _cursor("total", True, some_id), "sort": "total"}, "cursor"),
         ({"cursor": _cursor("total", 1.5, some_id), "sort": "total"}, "cursor"),
         ({"cursor": _cursor("total", 2**63, some_id), "sort": "total"}, "cursor"),
-        ({"cursor": _cursor("number", 5, some_id), "sort": "number"}, "cursor"),
+        ({"cursor": _cursor("number", "INV-2026-00005", some_id), "sort": "number"}, "cursor"),
         # A timestamp with no zone, or one that cannot be expressed in UTC.
         ({"cursor": _cursor("-createdAt", "2026-01-01T00:00:00", some_id)}, "cursor"),
         ({"cursor": _cursor("-createdAt", "0001-01-01T00:00:00+05:00", some_id)}, "cursor"),
@@ -245,3 +245,26 @@ async def test_cursor_pages_count_the_whole_list_when_asked(
     assert first["pagination"]["totalCount"] == second["pagination"]["totalCount"] == 5
     plain = await list_invoices(client, tenant_a, {"limit": "2"})
     assert "totalCount" not in plain["pagination"]
+
+
+async def test_offset_pages_stop_at_row_ten_thousand(
+    client: httpx.AsyncClient, tenant_a: TenantHandle
+) -> None:
+    await seed(client, tenant_a, 1, rng=random.Random(6))
+    for params in (
+        {"page": "1000"},
+        {"page": "100", "pageSize": "100"},
+        {"page": "10000", "pageSize": "1"},
+    ):
+        assert (await list_invoices(client, tenant_a, params))["data"] == [], params
+    for path in ("/api/invoices", "/api/customers", "/api/payments"):
+        for params in (
+            {"page": "1001"},
+            {"page": "101", "pageSize": "100"},
+            {"page": "10001", "pageSize": "1"},
+            {"page": str(10**30)},
+        ):
+            response = await client.get(path, params=params, headers=tenant_a.headers)
+            problem = assert_problem(response, 422, "offset_too_deep")
+            assert error_fields(problem) == {"page"}
+            assert "cursor" in problem["detail"], problem

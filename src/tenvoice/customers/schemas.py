@@ -4,10 +4,10 @@ from uuid import UUID
 
 from pydantic import Field, field_validator
 
-from tenvoice.platform.schemas import Email, InputModel, Metadata, OutputModel
+from tenvoice.platform.schemas import NOT_BLANK, Email, InputModel, Metadata, OutputModel
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Phone = Annotated[str, Field(min_length=1, max_length=40)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
+Phone = Annotated[str, Field(min_length=1, max_length=40, pattern=NOT_BLANK)]
 
 
 class Address(InputModel):
@@ -28,19 +28,20 @@ class CustomerCreate(InputModel):
 
 
 class CustomerPatch(InputModel):
+    # Null clears phone, address and metadata (as Stripe's empty value does); a customer
+    # always has a name and an email.
+    not_null = frozenset({"name", "email"})
+
     name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
     address: Address | None = None
     metadata: Metadata | None = None
 
-    @field_validator("name", "email", "metadata")
+    @field_validator("metadata")
     @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Runs only for fields the client sent: null may clear phone or address, not these.
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    def _null_clears(cls, value: dict[str, str] | None) -> dict[str, str]:
+        return {} if value is None else value
 
 
 class CustomerOut(OutputModel):

@@ -119,10 +119,14 @@ class Invoice(TenantOwned, EventRecorder, Base):
         ),
         Index("ix_invoices_tenant_due", "tenant_id", "due_date", "id"),
         Index("ix_invoices_tenant_total", "tenant_id", "total", "id"),
+        Index("ix_invoices_tenant_number_sort", "tenant_id", "number_sort", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     number: Mapped[str | None] = mapped_column(String(40))
+    # What sort=number orders by (number_sort_key): as text, INV-2026-100000 would come
+    # before INV-2026-99999.
+    number_sort: Mapped[int | None] = mapped_column(BigInteger, default=None)
     customer_id: Mapped[uuid.UUID]
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16))
@@ -264,6 +268,7 @@ class Invoice(TenantOwned, EventRecorder, Base):
     def finalize(self, number: str, at: datetime) -> None:
         self._move(S.OPEN, "finalize")
         self.number = number
+        self.number_sort = number_sort_key(number)
         self.finalized_at = self.updated_at = at
         self.record(
             events.InvoiceFinalized(
@@ -406,6 +411,19 @@ _WIRE_NAMES = {
     "issue_date": "issueDate",
     "due_date": "dueDate",
 }
+
+
+# A tenant's yearly sequence stays far below this, so year and sequence share one BIGINT.
+_SEQUENCES_PER_YEAR = 10**12
+
+
+def number_sort_key(number: str) -> int:
+    """`{prefix}-{YYYY}-{N}` as one integer in issue order: 2026 * 10**12 + N.
+
+    The prefix plays no part: it may change, and the year's sequence runs on across it.
+    """
+    _prefix, year, sequence = number.rsplit("-", 2)
+    return int(year) * _SEQUENCES_PER_YEAR + int(sequence)
 
 
 def amount_due(status: str, total: int, amount_paid: int) -> int:

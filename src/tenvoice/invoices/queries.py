@@ -47,7 +47,8 @@ SORTS = sorts(
         "createdAt": SortColumn(Invoice.created_at, "datetime"),
         "dueDate": SortColumn(Invoice.due_date, "date"),
         "total": SortColumn(Invoice.total, "int"),
-        "number": SortColumn(Invoice.number, "str", nullable=True),
+        # Numbers in issue order, not as text (number_sort_key).
+        "number": SortColumn(Invoice.number_sort, "int", nullable=True),
     },
     Invoice.id,
 )

@@ -1,6 +1,6 @@
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -25,7 +25,13 @@ from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.http import WireJSON
 from tenvoice.platform.money import MoneyError, parse_decimal
 from tenvoice.platform.pagination import Page, Sort
-from tenvoice.platform.schemas import Currency, IsoDate, choices, problem_responses
+from tenvoice.platform.schemas import (
+    Currency,
+    IsoDate,
+    choices,
+    documented_choices,
+    problem_responses,
+)
 from tenvoice.timeline import queries as timeline
 from tenvoice.timeline.schemas import Timeline
 
@@ -57,8 +63,17 @@ def _amount(name: str, value: str | None) -> Decimal | None:
         raise ValidationFailed(name, str(exc)) from None
 
 
+# Read by _amount (its messages); the pattern documents what it takes.
+_TOTAL_BOUND: dict[str, Any] = {
+    "max_length": 40,
+    "json_schema_extra": {"pattern": r"^-?\d{1,18}(?:\.\d{1,4})?$"},
+}
+
+
 async def invoice_filters(
-    status: Annotated[list[str] | None, Query(max_length=200)] = None,
+    status: Annotated[
+        list[Annotated[str, documented_choices(InvoiceStatus)]] | None, Query(max_length=200)
+    ] = None,
     customer_id: Annotated[UUID | None, Query(alias="customerId")] = None,
     currency: Annotated[Currency | None, Query()] = None,
     overdue: Annotated[bool | None, Query()] = None,
@@ -66,8 +81,8 @@ async def invoice_filters(
     issue_date_to: Annotated[IsoDate | None, Query(alias="issueDateTo")] = None,
     due_date_from: Annotated[IsoDate | None, Query(alias="dueDateFrom")] = None,
     due_date_to: Annotated[IsoDate | None, Query(alias="dueDateTo")] = None,
-    min_total: Annotated[str | None, Query(alias="minTotal", max_length=40)] = None,
-    max_total: Annotated[str | None, Query(alias="maxTotal", max_length=40)] = None,
+    min_total: Annotated[str | None, Query(alias="minTotal", **_TOTAL_BOUND)] = None,
+    max_total: Annotated[str | None, Query(alias="maxTotal", **_TOTAL_BOUND)] = None,
     search: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> queries.InvoiceFilters:
     low, high = _amount("minTotal", min_total), _amount("maxTotal", max_total)
@@ -192,7 +207,9 @@ def _pdf(document: InvoiceDocument, name: str, headers: dict[str, str] | None = 
     )
 
 
-public_router = APIRouter(prefix="/hosted/invoices", tags=["hosted invoices"])
+public_router = APIRouter(
+    prefix="/hosted/invoices", tags=["hosted invoices"], responses=problem_responses(404, 422)
+)
 
 
 async def _linked_invoice(

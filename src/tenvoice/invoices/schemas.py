@@ -8,6 +8,7 @@ from tenvoice.invoices.links import HostedLinks
 from tenvoice.invoices.models import amount_due
 from tenvoice.platform.money import currency_exponent, format_decimal, format_minor
 from tenvoice.platform.schemas import (
+    NOT_BLANK,
     Currency,
     InputModel,
     IsoDate,
@@ -22,7 +23,7 @@ Memo = Annotated[str, Field(max_length=5000)]
 
 
 class InvoiceItemIn(InputModel):
-    description: Annotated[str, Field(min_length=1, max_length=500)]
+    description: Annotated[str, Field(min_length=1, max_length=500, pattern=NOT_BLANK)]
     quantity: Quantity
     unit_price: UnitPrice
     tax_rate: TaxRate | None = None
@@ -53,6 +54,10 @@ class InvoiceCreate(InputModel):
 
 
 class InvoicePatch(InputModel):
+    # Null clears memo and metadata (as Stripe's empty value does); the others have no
+    # empty value.
+    not_null = frozenset({"customer_id", "currency", "issue_date", "due_date", "items"})
+
     customer_id: UUID | None = None
     currency: Currency | None = None
     issue_date: IsoDate | None = None
@@ -61,13 +66,10 @@ class InvoicePatch(InputModel):
     memo: Memo | None = None
     metadata: Metadata | None = None
 
-    @field_validator("customer_id", "currency", "issue_date", "due_date", "items", "metadata")
+    @field_validator("metadata")
     @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Runs only for fields the client sent: null clears memo, nothing else.
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    def _null_clears(cls, value: dict[str, str] | None) -> dict[str, str]:
+        return {} if value is None else value
 
 
 class InvoiceItemOut(OutputModel):

@@ -25,7 +25,12 @@ from tenvoice.platform.errors import (
 from tenvoice.platform.http import field_path
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.pagination import Page
-from tenvoice.platform.schemas import choices, inline_schema, problem_responses
+from tenvoice.platform.schemas import (
+    choices,
+    documented_choices,
+    inline_schema,
+    problem_responses,
+)
 from tenvoice.platform.strict_input import decode_json
 from tenvoice.platform.tenancy import Actor, RequestContext, current_request_id
 from tenvoice.platform.uow import UnitOfWork
@@ -39,7 +44,9 @@ router = APIRouter(
 
 async def payment_filters(
     invoice_id: Annotated[UUID | None, Query(alias="invoiceId")] = None,
-    status: Annotated[list[str] | None, Query(max_length=100)] = None,
+    status: Annotated[
+        list[Annotated[str, documented_choices(PaymentStatus)]] | None, Query(max_length=100)
+    ] = None,
 ) -> queries.PaymentFilters:
     return queries.PaymentFilters(
         invoice_id=invoice_id, statuses=choices("status", status or [], PaymentStatus)

@@ -6,7 +6,7 @@ from pydantic import BeforeValidator, ConfigDict, Field
 
 from tenvoice.payments.models import PaymentMethod
 from tenvoice.platform.money import format_minor
-from tenvoice.platform.schemas import AmountInput, InputModel, OutputModel
+from tenvoice.platform.schemas import NOT_BLANK, AmountInput, InputModel, OutputModel
 
 
 class PaymentCreate(InputModel):
@@ -15,7 +15,9 @@ class PaymentCreate(InputModel):
     # known (422 on the amount either way).
     amount: AmountInput
     method: PaymentMethod
-    payment_token: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    payment_token: Annotated[str, Field(min_length=1, max_length=255, pattern=NOT_BLANK)] | None = (
+        None
+    )
 
 
 class PaymentOut(OutputModel):

@@ -62,6 +62,11 @@ class ValidationFailed(AppError):
         super().__init__(message, errors=[FieldError(field, message), *more])
 
 
+class OffsetTooDeep(ValidationFailed):
+    code = "offset_too_deep"
+    title = "Offset page too deep"
+
+
 class ServiceUnavailable(AppError):
     status = 503
     code = "service_unavailable"

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from tenvoice.platform.errors import ValidationFailed
+from tenvoice.platform.errors import OffsetTooDeep, ValidationFailed
 from tenvoice.platform.schemas import OutputModel
 from tenvoice.platform.tenancy import TenantReads
 
@@ -46,12 +46,30 @@ class CursorPage:
 PageRequest = OffsetPage | CursorPage
 
 
+# An OFFSET costs every row it skips: deeper than this, pages are read by cursor.
+MAX_OFFSET_ROWS = 10_000
+_ONE_STYLE = "Offset (page, pageSize) and cursor (limit, cursor) paging do not mix: 422."
+
+
 async def page_request(
-    page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
-    page_size: Annotated[int | None, Query(alias="pageSize", ge=1, le=100)] = None,
+    # No maximum of its own: any page past row 10,000 gets the same answer (offset_too_deep).
+    page: Annotated[
+        int | None,
+        Query(ge=1, description=f"Offset paging; page * pageSize <= 10000. {_ONE_STYLE}"),
+    ] = None,
+    page_size: Annotated[
+        int | None, Query(alias="pageSize", ge=1, le=100, description=_ONE_STYLE)
+    ] = None,
     include_total: Annotated[bool | None, Query(alias="includeTotal")] = None,
-    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100, description=_ONE_STYLE)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=1024,
+            description=f"`nextCursor` of the previous page, with the same sort. {_ONE_STYLE}",
+        ),
+    ] = None,
 ) -> PageRequest:
     offset_given = page is not None or page_size is not None
     if offset_given and (cursor is not None or limit is not None):
@@ -59,7 +77,14 @@ async def page_request(
         raise ValidationFailed(field, "use either page/pageSize or cursor/limit, not both")
     if cursor is not None or limit is not None:
         return CursorPage(limit=limit or 10, cursor=cursor, include_total=bool(include_total))
-    return OffsetPage(page=page or 1, page_size=page_size or 10, include_total=bool(include_total))
+    request = OffsetPage(page or 1, page_size or 10, include_total=bool(include_total))
+    if request.page * request.page_size > MAX_OFFSET_ROWS:
+        raise OffsetTooDeep(
+            "page",
+            f"offset pages stop at row {MAX_OFFSET_ROWS} (page * pageSize); read further by "
+            "cursor: ask with `limit`, then pass each page's `pagination.nextCursor` as `cursor`",
+        )
+    return request
 
 
 class OffsetPagination(OutputModel):

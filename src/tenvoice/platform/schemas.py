@@ -4,18 +4,66 @@ import re
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from tenvoice.platform.errors import ValidationFailed
-from tenvoice.platform.money import normalize_currency, parse_decimal
+from tenvoice.platform.money import CURRENCY_EXPONENTS, normalize_currency, parse_decimal
+
+
+def _document_input(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Fields in `not_null` are documented without null, and no optional field that refuses
+    null documents `default: null` (absent means "unchanged" or "the default")."""
+    refused = {
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if name in getattr(model, "not_null", ())
+    }
+    for name, field in schema.get("properties", {}).items():
+        branches = field.get("anyOf", [])
+        if name in refused and {"type": "null"} in branches:
+            rest = [branch for branch in branches if branch != {"type": "null"}]
+            del field["anyOf"]
+            field.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        nullable = {"type": "null"} in field.get("anyOf", [])
+        if "default" in field and field["default"] is None and not nullable:
+            del field["default"]
+
+
+# Input strings are stripped (InputModel), so spaces alone make an empty one: a required
+# text documents that it holds something else (and is refused as too short when it doesn't).
+NOT_BLANK = r"\S"
 
 
 class InputModel(BaseModel):
     # populate_by_name stays off: snake_case input is an unknown field, not a synonym.
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra=_document_input,
+    )
+    # Optional fields (absent: unchanged) that have no empty value, so null is refused.
+    not_null: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for fields the client sent.
+        if value is None and info.field_name in cls.not_null:
+            raise ValueError("cannot be null")
+        return value
 
 
 class OutputModel(BaseModel):
@@ -34,13 +82,83 @@ def _currency(value: Any) -> str:
     return normalize_currency(value)
 
 
-Currency = Annotated[str, BeforeValidator(_currency)]
+def _fraction(places: int, *, nonzero: bool) -> str:
+    """1..places decimals; with `nonzero`, not all of them 0 (a regex can't count, so each
+    number of leading zeros is spelled out)."""
+    if not nonzero:
+        return rf"\d{{1,{places}}}"
+    return "|".join(
+        "0" * zeros + "[1-9]" + (rf"\d{{0,{rest}}}" if (rest := places - 1 - zeros) else "")
+        for zeros in range(places)
+    )
+
+
+def _decimal_schema(places: int, digits: int, *, positive: bool) -> WithJsonSchema:
+    """What a decimal input documents: a plain decimal string, or a JSON number.
+
+    Numbers are documented as integers: a generated binary fraction (0.1 + 0.2) is rarely a
+    decimal of few places, though numbers written with decimals are read exactly and taken.
+    `digits` bounds the whole part, so every documented value is within the input's range.
+    """
+    whole = rf"[1-9]\d{{0,{digits - 1}}}"
+    any_fraction = rf"(?:\.{_fraction(places, nonzero=False)})?"
+    if positive:
+        text = rf"^(?:{whole}{any_fraction}|0\.(?:{_fraction(places, nonzero=True)}))$"
+    else:
+        text = rf"^(?:0|{whole}){any_fraction}$"
+    bound = "exclusiveMinimum" if positive else "minimum"
+    integer = {"type": "integer", bound: 0, "maximum": 10**digits - 1}
+    description = f"A decimal of at most {places} places, as a string (or a JSON number)."
+    return WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": text}, integer], "description": description}
+    )
+
+
+# Codes are taken in any case; the document lists them as ISO 4217 writes them.
+Currency = Annotated[
+    str,
+    BeforeValidator(_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(CURRENCY_EXPONENTS)}),
+]
 # Amount in a currency: the currency decides how many decimals are allowed, checked where
 # both are known; 6 is the hard ceiling.
-AmountInput = Annotated[Decimal, _decimal(6, "amount")]
-Quantity = Annotated[Decimal, _decimal(4, "quantity"), AfterValidator(lambda v: _positive(v))]
-UnitPrice = Annotated[Decimal, _decimal(6, "unitPrice"), AfterValidator(lambda v: _non_negative(v))]
-TaxRate = Annotated[Decimal, _decimal(4, "taxRate"), AfterValidator(lambda v: _percent(v))]
+AmountInput = Annotated[
+    Decimal,
+    _decimal(6, "amount"),
+    AfterValidator(lambda v: _positive(v, MAX_AMOUNT)),
+    _decimal_schema(6, 12, positive=True),
+]
+Quantity = Annotated[
+    Decimal,
+    _decimal(4, "quantity"),
+    AfterValidator(lambda v: _positive(v, MAX_QUANTITY)),
+    _decimal_schema(4, 9, positive=True),
+]
+UnitPrice = Annotated[
+    Decimal,
+    _decimal(6, "unitPrice"),
+    AfterValidator(lambda v: _non_negative(v)),
+    _decimal_schema(6, 12, positive=False),
+]
+TaxRate = Annotated[
+    Decimal,
+    _decimal(4, "taxRate"),
+    AfterValidator(lambda v: _percent(v)),
+    # 0..100: whole parts of up to 2 digits, or exactly 100.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": r"^(?:(?:0|[1-9]\d?)(?:\.\d{1,4})?|100(?:\.0{1,4})?)$",
+                },
+                {"type": "integer", "minimum": 0, "maximum": 100},
+            ],
+            "description": "A percentage, 0 to 100, of at most 4 decimal places, as a string "
+            "(or a JSON number).",
+        }
+    ),
+]
 
 
 def _metadata_value(value: Any) -> str:
@@ -55,9 +173,23 @@ def _metadata_value(value: Any) -> str:
     return value
 
 
-MetadataValue = Annotated[str, BeforeValidator(_metadata_value), Field(max_length=500)]
+MetadataValue = Annotated[
+    str,
+    BeforeValidator(_metadata_value),
+    Field(max_length=500),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 500},
+                {"type": "number"},
+                {"type": "boolean"},
+            ],
+            "description": "A string; numbers and booleans are taken as their text.",
+        }
+    ),
+]
 Metadata = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=40)], MetadataValue],
+    dict[Annotated[str, Field(min_length=1, max_length=40, pattern=NOT_BLANK)], MetadataValue],
     Field(max_length=50),
 ]
 
@@ -79,30 +211,41 @@ def _iso_date(value: Any) -> date:
 # The WHATWG grammar of <input type=email> (https://html.spec.whatwg.org/#valid-e-mail-address),
 # what browsers accept, widened to non-ASCII letters. Syntax only: whether a mailbox exists,
 # or whether its domain is reserved for testing (example.test), is not ours to refuse.
-_EMAIL = re.compile(
-    r"^[\w.!#$%&'*+/=?^`{|}~-]+"
+# The local part is dot-separated atoms (no leading, trailing or doubled dot). The pattern is
+# also the OpenAPI document's, so what it documents is exactly what is taken.
+_EMAIL_PATTERN = (
+    r"^[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
     r"@[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?(?:\.[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?)*$"
 )
+_EMAIL = re.compile(_EMAIL_PATTERN)
 
 
 def _email(value: Any) -> str:
-    if not isinstance(value, str) or not _EMAIL.match(value) or ".." in value:
+    if not isinstance(value, str) or not _EMAIL.match(value):
         raise ValueError("must be an email address such as ada@example.com")
     return value
 
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+Email = Annotated[
+    str,
+    Field(max_length=320, json_schema_extra={"pattern": _EMAIL_PATTERN}),
+    AfterValidator(_email),
+]
 
 
 # Only YYYY-MM-DD: lax parsing would also take a Unix timestamp or a datetime string.
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
-def _positive(value: Decimal) -> Decimal:
+MAX_QUANTITY = 1_000_000_000
+MAX_AMOUNT = 1_000_000_000_000
+
+
+def _positive(value: Decimal, most: int) -> Decimal:
     if value <= 0:
         raise ValueError("must be greater than 0")
-    if value > 1_000_000_000:
-        raise ValueError("must be at most 1000000000")
+    if value > most:
+        raise ValueError(f"must be at most {most}")
     return value
 
 
@@ -146,6 +289,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Body over the size limit",
     415: "Body is not JSON",
     422: "Validation failed; `errors` names each field",
+    503: "A dependency is down or not ready; `code` says which",
 }
 
 
@@ -183,6 +327,12 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+def documented_choices(allowed: type[StrEnum]) -> WithJsonSchema:
+    """One value of a repeatable filter, as the document lists it (`choices` also takes
+    "open,paid" in one value)."""
+    return WithJsonSchema({"type": "string", "enum": [member.value for member in allowed]})
 
 
 def choices(field: str, values: list[str], allowed: type[StrEnum]) -> tuple[str, ...]:

@@ -6,13 +6,13 @@ from uuid import UUID
 from pydantic import Field, field_serializer
 
 from tenvoice.platform.money import format_decimal
-from tenvoice.platform.schemas import Currency, InputModel, OutputModel, TaxRate
+from tenvoice.platform.schemas import NOT_BLANK, Currency, InputModel, OutputModel, TaxRate
 
 InvoicePrefix = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$")]
 
 
 class TenantCreate(InputModel):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
     default_currency: Currency = "USD"
     invoice_prefix: InvoicePrefix = "INV"
     default_tax_rate: TaxRate = Decimal(0)
@@ -33,7 +33,7 @@ class TenantOut(OutputModel):
 
 
 class ApiKeyCreate(InputModel):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
 class ApiKeyOut(OutputModel):
