@@ -40,13 +40,12 @@ RETURNING invoice_number_counters.last_value \gset
 INSERT INTO invoices (tenant_id, id, number, number_sort, customer_id, currency, status,
                       issue_date, due_date, subtotal, tax, total, amount_paid, amount_pending,
                       memo, metadata, created_at, updated_at, finalized_at, sent_at, paid_at,
-                      voided_at, marked_uncollectible_at, overdue_at, hosted_token)
+                      voided_at, marked_uncollectible_at, overdue_at)
 VALUES (:t_id, bench_uuid7(),
         'INV-' || extract(year FROM now())::int::text || '-' || lpad(:last_value::text, 5, '0'),
         extract(year FROM now())::bigint * 1000000000000 + :last_value,
         :t_id_1, 'USD', 'open', current_date, current_date + 30, 2450, 270, 2720, 0, 0,
-        NULL, '{}', now(), now(), now(), NULL, NULL, NULL, NULL, NULL,
-        substr(md5(random()::text) || md5(random()::text), 1, 43))
+        NULL, '{}', now(), now(), now(), NULL, NULL, NULL, NULL, NULL)
 RETURNING id AS invoice_id \gset
 \startpipeline
 INSERT INTO invoice_items (tenant_id, id, invoice_id, position, description, quantity,

@@ -29,7 +29,7 @@ SELECT invoices.tenant_id, invoices.id, invoices.number, invoices.customer_id, i
        invoices.total, invoices.amount_paid, invoices.amount_pending, invoices.memo,
        invoices.metadata, invoices.created_at, invoices.updated_at, invoices.finalized_at,
        invoices.sent_at, invoices.paid_at, invoices.voided_at, invoices.marked_uncollectible_at,
-       invoices.overdue_at, invoices.hosted_token
+       invoices.overdue_at, invoices.number_sort
 FROM invoices
 WHERE invoices.status IN (:status) AND invoices.tenant_id = bench_tenant()
 ORDER BY invoices.created_at DESC, invoices.id DESC

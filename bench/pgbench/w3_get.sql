@@ -28,7 +28,7 @@ SELECT invoices.tenant_id, invoices.id, invoices.number, invoices.customer_id, i
        invoices.total, invoices.amount_paid, invoices.amount_pending, invoices.memo,
        invoices.metadata, invoices.created_at, invoices.updated_at, invoices.finalized_at,
        invoices.sent_at, invoices.paid_at, invoices.voided_at, invoices.marked_uncollectible_at,
-       invoices.overdue_at, invoices.hosted_token,
+       invoices.overdue_at, invoices.number_sort,
        invoice_items.tenant_id AS item_tenant_id, invoice_items.id AS item_id,
        invoice_items.invoice_id AS item_invoice_id, invoice_items.position AS item_position,
        invoice_items.description AS item_description, invoice_items.quantity AS item_quantity,

@@ -37,7 +37,7 @@ SELECT invoices.tenant_id, invoices.id, invoices.number, invoices.customer_id, i
        invoices.total, invoices.amount_paid, invoices.amount_pending, invoices.memo,
        invoices.metadata, invoices.created_at, invoices.updated_at, invoices.finalized_at,
        invoices.sent_at, invoices.paid_at, invoices.voided_at, invoices.marked_uncollectible_at,
-       invoices.overdue_at, invoices.hosted_token
+       invoices.overdue_at, invoices.number_sort
 FROM invoices
 WHERE invoices.id = (SELECT payments.invoice_id FROM payments
                      WHERE payments.id = :payment_id AND payments.tenant_id = :tenant_id)

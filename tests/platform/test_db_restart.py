@@ -23,6 +23,7 @@ from tenvoice.invoices.models import Invoice
 from tenvoice.platform.db import Database
 from tests.conftest import (
     ADMIN_KEY,
+    SECRETS_KEY,
     STANDARD_ITEMS,
     WEBHOOK_SECRET,
     TenantHandle,
@@ -85,7 +86,10 @@ class Service:
 async def service(cluster: Cluster, name: str) -> AsyncIterator[Service]:
     """The app on a real socket, on the cluster, with a tenant that has a customer."""
     settings = Settings(
-        database_url=cluster.app_url, admin_key=ADMIN_KEY, gateway_webhook_secret=WEBHOOK_SECRET
+        database_url=cluster.app_url,
+        admin_key=ADMIN_KEY,
+        gateway_webhook_secret=WEBHOOK_SECRET,
+        secrets_key=SECRETS_KEY,
     )
     db = Database(cluster.app_url, pool_size=CLIENTS)
     try:

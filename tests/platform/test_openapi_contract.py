@@ -25,7 +25,14 @@ from tenvoice.config import Settings
 from tenvoice.main import create_app
 from tenvoice.platform.db import Database
 from tests import databases
-from tests.conftest import ADMIN_KEY, WEBHOOK_SECRET, Backend, make_customer, make_tenant
+from tests.conftest import (
+    ADMIN_KEY,
+    SECRETS_KEY,
+    WEBHOOK_SECRET,
+    Backend,
+    make_customer,
+    make_tenant,
+)
 
 CONFIG = SchemathesisConfig.from_dict(
     {
@@ -80,6 +87,7 @@ def _settings(backend: Backend) -> Settings:
         database_url=backend.url,
         admin_key=ADMIN_KEY,
         gateway_webhook_secret=WEBHOOK_SECRET,
+        secrets_key=SECRETS_KEY,
         # Payments made here would be charged by the worker, against no running gateway.
         worker=False,
     )

@@ -20,6 +20,8 @@ from tenvoice.platform.http import PROBLEM_JSON, problem_body
 
 # The request line and headers together; a longer head is refused with 431.
 MAX_HEAD_BYTES = 32 * 1024
+# How long a refused connection is kept open to discard what its client still sends.
+LINGER_SECONDS = 2.0
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
@@ -42,6 +44,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         self._head_complete = False
         self._head_bytes = 0
         self._head_too_large = False
+        self._lingering = False  # answered and refused: input is discarded until close
 
     # A connection, and each request on it, has `request_timeout` seconds to arrive whole,
     # however slowly its bytes trickle in; the app's own time is not counted.
@@ -52,6 +55,10 @@ class ProblemHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._lingering:
+            super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -132,4 +139,11 @@ class ProblemHttpProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + content)
-        self.transport.close()
+        # Closing a socket with unread input makes the kernel reset the connection, which
+        # can discard the answer before the client reads it (a client still sending a
+        # 100 kB head, say). So: shut our side, drop what still arrives, close soon after.
+        self._disarm()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
