@@ -8,7 +8,10 @@ import os
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from tenvoice.config import Settings, ensure_embedded_secrets, get_settings
+from tenvoice.platform import preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,13 +29,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # One line per outgoing request (the gateway's webhooks) is noise, not news.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return _run(args)
+    except ValidationError as exc:
+        problem = preflight.settings_error(exc)
+    except preflight.StartupError as exc:
+        problem = exc
+    # One sentence, no traceback: what is wrong and what fixes it.
+    print(f"tenvoice {args.command}: {problem}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         return _migrate()
     if args.command == "worker":
+        preflight.database_ready(get_settings().database_url)
         return asyncio.run(_worker())
     if args.command == "jobs":
         from tenvoice.platform.jobs_report import report
 
+        preflight.database_ready(get_settings().database_url)
         return asyncio.run(report(get_settings(), args.retry))
     return _serve(args.host, args.port, args.workers)
 
@@ -41,7 +58,12 @@ def _migrate() -> int:
     from tenvoice.platform.migrate import upgrade
 
     settings = get_settings()
-    upgrade(settings.migration_database_url or settings.database_url, settings.database_app_role)
+    if settings.migration_database_url:
+        url, setting = settings.migration_database_url, preflight.MIGRATION_DATABASE_URL
+    else:
+        url, setting = settings.database_url, preflight.DATABASE_URL
+    preflight.database_reachable(url, setting)
+    upgrade(url, settings.database_app_role)
     print("migrations applied")
     return 0
 
@@ -50,6 +72,9 @@ def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
     settings = get_settings()
+    # Before anything starts or says "listening": a server that cannot serve should not.
+    preflight.database_ready(settings.database_url)
+    preflight.port_free(host, port)
     for line in ensure_embedded_secrets(settings):
         print(line, flush=True)
     _default_callback(settings, host, port)

@@ -87,7 +87,6 @@ def ensure_embedded_secrets(settings: Settings) -> list[str]:
         )
         changed = True
     if changed:
-        secrets_file.parent.mkdir(parents=True, exist_ok=True)
         secrets_file.touch(mode=0o600)
         secrets_file.write_text(json.dumps(stored, indent=2))
     lines = []

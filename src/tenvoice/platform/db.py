@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -126,6 +126,11 @@ def async_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg:" + url[len(prefix) :]
     return url
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A PostgreSQL URL as asyncpg's own connect() takes it (no SQLAlchemy driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _json_dumps(value: object) -> str:

@@ -8,7 +8,6 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 import tenvoice
-from tenvoice.config import sqlite_path
 
 MIGRATIONS = Path(tenvoice.__file__).resolve().parents[2] / "migrations"
 
@@ -44,9 +43,6 @@ def schema_is_behind(version: str | None) -> bool:
 
 
 def upgrade(url: str, app_role: str, revision: str = "head") -> None:
-    path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(url)
     config.attributes["app_role"] = app_role
     command.upgrade(config, revision)
