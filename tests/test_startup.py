@@ -3,6 +3,7 @@ database URL, database or port is unusable: no traceback, no password, no server
 only answer 503."""
 
 import asyncio
+import functools
 import signal
 import socket
 import subprocess
@@ -118,24 +119,26 @@ def empty_postgres(postgres: tuple[str, str]) -> Iterator[str]:
 
 
 def test_nothing_starts_on_an_unmigrated_postgresql_database(empty_postgres: str) -> None:
-    settings = {"database_url": empty_postgres, "database_app_role": databases.APP_ROLE}
+    run_here = functools.partial(
+        run, database_url=empty_postgres, database_app_role=databases.APP_ROLE
+    )
     for command in ("serve", "worker", "jobs"):
         args = [command, "--port", str(closed_port())] if command == "serve" else [command]
-        result = run(*args, **settings)
+        result = run_here(*args)
         assert result.problem.endswith("has not been migrated; run `tenvoice migrate`")
         assert "listening" not in result.stdout
 
     # A schema older than this build's is no better.
     upgrade(empty_postgres, databases.APP_ROLE, "0003")
     head, _ = revisions()
-    behind = run("serve", "--port", str(closed_port()), **settings).problem
+    behind = run_here("serve", "--port", str(closed_port())).problem
     assert behind.endswith(
         f"is at migration 0003, behind this build's {head}; run `tenvoice migrate`"
     )
 
-    migrated = run("migrate", **settings)
+    migrated = run_here("migrate")
     assert migrated.code == 0, migrated.stderr
-    listed = run("jobs", **settings)
+    listed = run_here("jobs")
     assert listed.code == 0, listed.stderr
 
 
