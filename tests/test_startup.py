@@ -199,3 +199,13 @@ def test_a_password_in_an_unparseable_url_is_not_shown() -> None:
     result = run("jobs", database_url=f"postgresql://ada:{PASSWORD}@db.example:port/x")
     assert "not a database URL (postgresql://ada:***@db.example:port/x)" in result.problem
     assert PASSWORD not in result.stderr
+    url = f"postgresql://ada@127.0.0.1:{closed_port()}/x?sslmode=disable&password={PASSWORD}"
+    result = run("worker", database_url=url)
+    assert "x?sslmode=disable&password=*** is unreachable" in result.problem
+    assert PASSWORD not in result.stderr
+
+
+def test_an_invalid_setting_is_one_sentence() -> None:
+    result = run("serve", database_pool_size="lots")
+    assert result.problem.startswith("tenvoice serve: TENVOICE_DATABASE_POOL_SIZE is invalid (")
+    assert result.problem.endswith("); correct it or unset it")

@@ -34,8 +34,10 @@ class StartupError(Exception):
 
 
 def masked(url: str) -> str:
-    """The URL with its password (everything between the user's colon and the last @) hidden."""
-    return re.sub(r"^([^:/]+://[^:/@]*):.*@", r"\1:***@", url.replace("\n", " "))
+    """The URL with its password hidden: everything between the user's colon and the last @,
+    and a `password=` query parameter (asyncpg reads one)."""
+    url = re.sub(r"^([^:/]+://[^:/@]*):.*@", r"\1:***@", url.replace("\n", " "))
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
 def settings_error(error: ValidationError) -> StartupError:
