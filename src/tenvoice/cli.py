@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from tenvoice.config import (
     Settings,
     SettingsError,
@@ -15,17 +17,10 @@ from tenvoice.config import (
     get_settings,
     require_secrets_key,
 )
+from tenvoice.platform import preflight
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except SettingsError as exc:  # one sentence for the operator, not a traceback
-        print(f"tenvoice: {exc}", file=sys.stderr)
-        return 2
-
-
-def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="tenvoice", description="Multi-tenant invoicing API")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
@@ -40,13 +35,28 @@ def _main(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # One line per outgoing request (the gateway's webhooks) is noise, not news.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    problem: Exception
+    try:
+        return _run(args)
+    except ValidationError as exc:
+        problem = preflight.settings_error(exc)
+    except (preflight.StartupError, SettingsError) as exc:
+        problem = exc
+    # One sentence, no traceback: what is wrong and what fixes it.
+    print(f"tenvoice {args.command}: {problem}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         return _migrate()
     if args.command == "worker":
+        preflight.database_ready(get_settings().database_url)
         return asyncio.run(_worker())
     if args.command == "jobs":
         from tenvoice.platform.jobs_report import report
 
+        preflight.database_ready(get_settings().database_url)
         return asyncio.run(report(get_settings(), args.retry))
     return _serve(args.host, args.port, args.workers)
 
@@ -55,8 +65,12 @@ def _migrate() -> int:
     from tenvoice.platform.migrate import upgrade
 
     settings = get_settings()
+    if settings.migration_database_url:
+        url, setting = settings.migration_database_url, preflight.MIGRATION_DATABASE_URL
+    else:
+        url, setting = settings.database_url, preflight.DATABASE_URL
+    preflight.database_reachable(url, setting)
     ensure_embedded_secrets(settings)
-    url = settings.migration_database_url or settings.database_url
     upgrade(url, settings.database_app_role, secrets_key=settings.secrets_key)
     print("migrations applied")
     return 0
@@ -66,6 +80,9 @@ def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
     settings = get_settings()
+    # Before anything starts or says "listening": a server that cannot serve should not.
+    preflight.database_ready(settings.database_url)
+    preflight.port_free(host, port)
     for line in ensure_embedded_secrets(settings):
         print(line, flush=True)
     require_secrets_key(settings.secrets_key)

@@ -106,7 +106,6 @@ def ensure_embedded_secrets(settings: Settings) -> list[str]:
         stored["secrets_key"] = secrets.token_urlsafe(32)
         changed = True
     if changed:
-        secrets_file.parent.mkdir(parents=True, exist_ok=True)
         secrets_file.touch(mode=0o600)
         secrets_file.write_text(json.dumps(stored, indent=2))
     lines = []

@@ -173,9 +173,9 @@ async def test_no_string_may_hold_a_nul_character(server: LiveServer) -> None:
         problem(listed, 422, "validation_failed")
     searched = await http.get("/api/customers", params={"search": NUL}, headers=auth)
     problem(searched, 422, "validation_failed")
-    path = await http.get(f"/api/customers/{customer['id']}%00", headers=auth)
-    assert path.status_code in (404, 422), path.text
-    assert path.headers["content-type"].startswith("application/problem+json")
+    by_path = await http.get(f"/api/customers/{customer['id']}%00", headers=auth)
+    assert by_path.status_code in (404, 422), by_path.text
+    assert by_path.headers["content-type"].startswith("application/problem+json")
 
     # Nothing was stored along the way.
     assert [c["name"] for c in await customers_of(http, key)] == ["Ada"]

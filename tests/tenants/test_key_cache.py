@@ -9,6 +9,8 @@ is how a test tells a request served from the cache from one that read the datab
 import asyncio
 import contextlib
 import functools
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -534,3 +536,42 @@ async def test_on_sqlite_a_key_revoked_in_the_database_is_refused_at_once(
                 .values(revoked_at=utcnow())
             )
         await refused(live, tenant.headers)
+
+
+def own_socket(local_port: int) -> socket.socket:
+    """This process's TCP socket on `local_port`, found among its open descriptors."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))
+            tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+            if tcp and sock.getsockname()[1] == local_port:
+                return sock
+            sock.close()
+    raise AssertionError(f"no socket of this process on port {local_port}")
+
+
+@pytest.mark.backend("postgresql")
+async def test_the_feed_connection_sends_tcp_keepalives(backend: Backend, superuser: Any) -> None:
+    await count_listeners(superuser, 0)
+    cache = ApiKeyCache()
+    await cache.start(backend.url)
+    try:
+
+        async def trusted() -> bool:
+            return cache.trusted
+
+        await eventually(trusted, timeout=3)
+        [feed] = await count_listeners(superuser, 1)
+        port = await superuser.fetchval(
+            "SELECT client_port FROM pg_stat_activity WHERE pid = $1", feed
+        )
+        # A feed whose server vanished without a word would otherwise be trusted forever.
+        with own_socket(port) as sock:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    finally:
+        await cache.close()

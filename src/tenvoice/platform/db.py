@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -128,6 +128,11 @@ def async_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg:" + url[len(prefix) :]
     return url
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A PostgreSQL URL as asyncpg's own connect() takes it (no SQLAlchemy driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _json_dumps(value: object) -> str:

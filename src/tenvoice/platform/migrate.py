@@ -8,7 +8,6 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 import tenvoice
-from tenvoice.config import sqlite_path
 
 MIGRATIONS = Path(tenvoice.__file__).resolve().parents[2] / "migrations"
 
@@ -48,9 +47,6 @@ def upgrade(
 ) -> None:
     """Migrate to `revision`. The secrets key is needed only to derive the public links of
     invoices finalized before links were derived (migration 0005)."""
-    path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(url)
     config.attributes["app_role"] = app_role
     config.attributes["secrets_key"] = secrets_key

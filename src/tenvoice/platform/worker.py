@@ -26,6 +26,7 @@ from tenvoice.platform import idempotency
 from tenvoice.platform.db import Database, utcnow
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import JOBS
+from tenvoice.platform.outage import Outage
 from tenvoice.platform.outbox import Job, JobHandlers, JobStatus, OutboxJob
 from tenvoice.platform.tenancy import Actor, RequestContext
 from tenvoice.platform.uow import UnitOfWork
@@ -95,18 +96,24 @@ class Worker:
         slot_freed = asyncio.Event()
         next_maintenance = loop.time()
         log.info("outbox worker started (concurrency %d)", self.concurrency)
+        outage = Outage(log, "the database")
         while not stop.is_set():
-            if loop.time() >= next_maintenance:
-                await self.maintain()
-                next_maintenance = loop.time() + MAINTENANCE_EVERY_SECONDS
             free = self.concurrency - len(running)
             claimed: list[Job] = []
             if free > 0:
                 try:
                     claimed = await self.claim(free)
                 except Exception as exc:
-                    # The database is down or busy: keep the process, try again shortly.
-                    log.warning("claiming jobs failed: %s", _describe(exc))
+                    # The database is down or busy: keep the process, and wait longer each
+                    # time rather than hammer it (and the log) every poll.
+                    wait = outage.failed(_describe(exc), "the outbox worker is paused")
+                    await _first_of(stop, within=wait)
+                    continue
+                outage.recovered()
+            # After a claim went through, so that an outage is not reported twice.
+            if loop.time() >= next_maintenance:
+                await self.maintain()
+                next_maintenance = loop.time() + MAINTENANCE_EVERY_SECONDS
             for job in claimed:
                 task = asyncio.create_task(self.execute(job))
                 running.add(task)

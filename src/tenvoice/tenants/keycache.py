@@ -11,6 +11,7 @@ SQLite has no such feed (and its lookup is a local file read), so there the cach
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from tenvoice.platform.db import WriteSession
+from tenvoice.platform.db import WriteSession, asyncpg_dsn
+from tenvoice.platform.outage import Outage
 
 log = logging.getLogger("tenvoice.keys")
 
@@ -28,6 +30,13 @@ CHANNEL = "tenvoice_api_key_revoked"
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 10_000
 _RECONNECT_SECONDS = 1.0
+_CONNECT_TIMEOUT = 10.0
+# The feed only ever reads, so a peer that vanished without a FIN or RST (a host gone, a
+# NAT or firewall that forgot the connection) would leave it "listening" forever and the
+# cache trusted; keepalive probes find that out within about a minute.
+_KEEPALIVE_IDLE_SECONDS = 30
+_KEEPALIVE_INTERVAL_SECONDS = 10
+_KEEPALIVE_PROBES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +87,9 @@ class ApiKeyCache:
 
     async def start(self, database_url: str) -> None:
         """Listen for revocations (PostgreSQL only); the cache serves once the feed is up."""
-        url = make_url(database_url)
-        if not url.drivername.startswith("postgres"):
+        if not make_url(database_url).drivername.startswith("postgres"):
             return
-        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = asyncpg_dsn(database_url)
         self._supervisor = asyncio.create_task(self._listen(dsn), name="api-key-revocations")
 
     async def close(self) -> None:
@@ -92,18 +100,20 @@ class ApiKeyCache:
             self._supervisor = None
 
     async def _listen(self, dsn: str) -> None:
+        outage = Outage(log, "the API key revocation feed", first=_RECONNECT_SECONDS)
         while True:
             try:
-                await self._follow(dsn)
-                log.warning("API key revocation feed lost; the key cache is off until it is back")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("API key revocation feed unavailable: %s", type(exc).__name__)
-            await asyncio.sleep(_RECONNECT_SECONDS)
+                await self._follow(dsn, outage)
+                reason = "its connection was lost"
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                reason = type(exc).__name__
+            await asyncio.sleep(outage.failed(reason, "the key cache is off"))
 
-    async def _follow(self, dsn: str) -> None:
+    async def _follow(self, dsn: str, outage: Outage) -> None:
         """Serve from the cache for as long as one listening connection lives."""
-        connection = await asyncpg.connect(dsn)
+        connection = await asyncpg.connect(dsn, timeout=_CONNECT_TIMEOUT)
         try:
+            _keep_alive(connection)
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(CHANNEL, self._on_revoked)
@@ -111,6 +121,7 @@ class ApiKeyCache:
             # not be stored now (the bumped generation refuses them).
             self.invalidate()
             self._listening = True
+            outage.recovered()
             await lost.wait()
         finally:
             self._listening = False
@@ -122,6 +133,22 @@ class ApiKeyCache:
         # Revocations are rare: dropping everything is simpler than tracking keys by id, and
         # costs one database lookup per active key.
         self.invalidate()
+
+
+def _keep_alive(connection: asyncpg.Connection) -> None:
+    # asyncpg takes no keepalive parameters, and server_settings only reach the server; the
+    # options go on the client's own socket (a Unix socket has none to set).
+    sock = connection._transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", _KEEPALIVE_IDLE_SECONDS),
+        ("TCP_KEEPINTVL", _KEEPALIVE_INTERVAL_SECONDS),
+        ("TCP_KEEPCNT", _KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, option):  # Linux names; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 async def announce_revocation(session: WriteSession, key_id: uuid.UUID) -> None:
