@@ -57,6 +57,11 @@ async def port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[int]:
         "TENVOICE_WORKER": "off",
         "TENVOICE_REQUEST_TIMEOUT_SECONDS": str(TIMEOUT),
     }
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tenvoice.cli", "migrate", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await migrate.wait() == 0
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(number),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,

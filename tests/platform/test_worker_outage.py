@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from tenvoice.platform.outage import MAX_WAIT_SECONDS
 from tests.cli import COMMAND, environment, with_port
+from tests.conftest import SECRETS_KEY
 from tests.live import eventually
 
 
@@ -64,7 +65,11 @@ async def test_the_worker_backs_off_and_logs_an_outage_once(postgres: tuple[str,
     lines: list[tuple[float, str]] = []
     worker = await asyncio.create_subprocess_exec(
         *COMMAND, "worker",
-        env=environment(database_url=with_port(app_url, proxy.port), worker_poll_seconds="0.05"),
+        env=environment(
+            database_url=with_port(app_url, proxy.port),
+            worker_poll_seconds="0.05",
+            secrets_key=SECRETS_KEY,
+        ),
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert worker.stderr is not None
