@@ -129,9 +129,18 @@ def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
                         content.pop("application/json", None)
                 if method == "post" and not path.startswith(UNKEYED_PREFIX):
                     operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+                    # A key may answer for itself: in flight or not replayable (409), reused
+                    # with another request (422), whatever the route's own answers are.
+                    responses = operation.setdefault("responses", {})
+                    for status, problem in problem_responses(409, 422).items():
+                        responses.setdefault(str(status), _problem_json(problem))
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_json(response: dict[str, Any]) -> dict[str, Any]:
+    return {"description": response["description"], "content": response["content"]}
 
 
 _IDEMPOTENCY_KEY = {
@@ -140,7 +149,10 @@ _IDEMPOTENCY_KEY = {
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     "description": "Retries with the same key and body return the first response "
-    "(Idempotent-Replayed: true) for at least 24 hours.",
+    "(Idempotent-Replayed: true) for at least 24 hours; the same key with another body is "
+    "422 idempotency_key_reused, a retry while the first runs is 409 "
+    "idempotency_key_in_flight, and a retry of an answer that showed a secret once is 409 "
+    "idempotency_key_secret_not_replayable.",
 }
 
 
