@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenvoice.config import Settings
+from tenvoice.platform.asgi import read_body, replay_body
 from tenvoice.platform.db import JSON_DOCUMENT, Base, Database, utcnow
 from tenvoice.platform.errors import FieldError
 from tenvoice.platform.http import DEPENDENCY_ERRORS, dependency_down, problem
@@ -166,7 +167,7 @@ class IdempotencyMiddleware:
             # Not authenticated: the route refuses it, and there is no one to own the key.
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away, or the body guard stopped an oversized body
         db: Database = scope["app"].state.db
@@ -179,7 +180,7 @@ class IdempotencyMiddleware:
         if answer is not None:
             await answer(scope, receive, send)
             return
-        await self._run(scope, _replay(body, receive), send, db, owner.credential, key)
+        await self._run(scope, replay_body(body, receive), send, db, owner.credential, key)
 
     async def _run(
         self, scope: Scope, receive: Receive, send: Send, db: Database, owner: str, key: str
@@ -229,30 +230,6 @@ def _key_header(scope: Scope) -> str | None:
         if name == HEADER:
             return str(value.decode("latin-1").strip())
     return None
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    parts: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _claim(db: Database, owner: str, key: str, print_: str) -> Response | None:

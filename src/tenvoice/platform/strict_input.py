@@ -12,8 +12,9 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tenvoice.platform.asgi import read_body, replay_body
 from tenvoice.platform.errors import AppError, FieldError, MalformedJson, ValidationFailed
 from tenvoice.platform.http import field_path, problem, raw_body_route
 
@@ -98,7 +99,7 @@ class StrictInputMiddleware:
         if scope["method"] not in _BODY_METHODS or raw_body_route(scope):
             await self.app(scope, receive, send)
             return
-        body = await _read(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client left, or the body guard cut an oversized body short
         if body and _declares_json(scope):
@@ -107,31 +108,7 @@ class StrictInputMiddleware:
             except AppError as exc:
                 await _refuse(exc, scope, receive, send)
                 return
-        await self.app(scope, _replay(body, receive), send)
-
-
-async def _read(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()  # what follows the body: a disconnect
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
+        await self.app(scope, replay_body(body, receive), send)
 
 
 def _declares_json(scope: Scope) -> bool:
