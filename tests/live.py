@@ -99,3 +99,15 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"still {value!r} after {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def until_ready(client: httpx.AsyncClient) -> None:
+    """Wait for a served process (a subprocess, say) to answer /readyz with 200."""
+
+    async def ready() -> bool:
+        try:
+            return (await client.get("/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(ready, timeout=30)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live import eventually, free_socket
+from tests.live import free_socket, until_ready
 
 
 async def test_serve_with_two_workers_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -32,14 +32,7 @@ async def test_serve_with_two_workers_answers_and_stops_on_sigterm(tmp_path: Pat
     )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-
-            async def ready() -> bool:
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready)
+            await until_ready(client)
             admin = {"Authorization": "Bearer serve-test-admin"}
             created = await client.post("/api/tenants", json={"name": "Served"}, headers=admin)
             assert created.status_code == 201, created.text

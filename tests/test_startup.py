@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from tenvoice.platform.migrate import revisions, upgrade
 from tests import databases
 from tests.cli import COMMAND, environment, run
-from tests.live import eventually, free_socket
+from tests.live import free_socket, until_ready
 
 COMMANDS = ["migrate", "serve", "worker", "jobs"]
 PASSWORD = "pa55-w0rd-never-shown"
@@ -163,14 +163,7 @@ async def test_the_embedded_default_serves_only_once_migrated(tmp_path: Path) ->
     )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-
-            async def ready() -> bool:
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout=30)
+            await until_ready(client)
     finally:
         server.send_signal(signal.SIGTERM)
         # uvicorn, serving in-process, re-raises the signal once it has shut down cleanly.
