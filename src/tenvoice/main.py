@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from tenvoice import __version__
 from tenvoice.config import Settings, ensure_embedded_secrets, get_settings, require_secrets_key
@@ -18,7 +18,7 @@ from tenvoice.invoices.routes import router as invoices_router
 from tenvoice.payments.routes import router as payments_router
 from tenvoice.payments.routes import webhook_router
 from tenvoice.platform.db import Database
-from tenvoice.platform.errors import ServiceUnavailable
+from tenvoice.platform.errors import DatabaseNotMigrated, DatabaseUnreachable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
 from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
@@ -166,13 +166,23 @@ def _operations(app: FastAPI) -> None:
         db: Database = app.state.db
         try:
             async with db.lookup() as connection:
-                version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+                # Asked first, so that a database that answers but was never migrated is told
+                # apart from one that does not answer.
+                migrated = await connection.run_sync(
+                    lambda sync: inspect(sync).has_table("alembic_version")
+                )
+                version = (
+                    await connection.scalar(text("SELECT version_num FROM alembic_version"))
+                    if migrated
+                    else None
+                )
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
-            raise ServiceUnavailable("The database is unreachable or not migrated.") from None
+            raise DatabaseUnreachable("The database does not answer.") from None
         if schema_is_behind(version):
-            raise ServiceUnavailable(
-                f"The database schema is at {version}; run `tenvoice migrate` first."
+            raise DatabaseNotMigrated(
+                f"The database schema is at {version or 'no revision'}; "
+                "run `tenvoice migrate` first."
             )
         return {"status": "ready"}
 

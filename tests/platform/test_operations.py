@@ -46,7 +46,7 @@ async def test_readyz_is_503_when_the_database_is_unreachable(settings: Settings
             alive = await c.get("/healthz")
     finally:
         await unreachable.dispose()
-    problem = assert_problem(ready, 503, "service_unavailable")
+    problem = assert_problem(ready, 503, "database_unreachable")
     # The driver's error (host, port, role) is for the log, not the client.
     for leak in ("127.0.0.1", "nobody", "Connect", "refused"):
         assert leak not in problem["detail"]
@@ -85,7 +85,7 @@ async def test_readyz_is_503_until_the_database_is_migrated(
             ready = await c.get("/readyz")
     finally:
         await empty.dispose()
-    assert_problem(ready, 503, "service_unavailable")
+    assert_problem(ready, 503, "database_not_migrated")
 
 
 def test_schema_versions_that_need_a_migration() -> None:

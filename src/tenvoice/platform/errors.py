@@ -73,6 +73,17 @@ class ServiceUnavailable(AppError):
     title = "A dependency is unavailable"
 
 
+# /readyz names why it is not ready (API.md: "503 with the reason as code").
+class DatabaseUnreachable(ServiceUnavailable):
+    code = "database_unreachable"
+    title = "The database is unreachable"
+
+
+class DatabaseNotMigrated(ServiceUnavailable):
+    code = "database_not_migrated"
+    title = "The database is not migrated"
+
+
 class MalformedJson(BadRequest):
     code = "malformed_json"
     title = "Malformed JSON"
