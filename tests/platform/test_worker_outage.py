@@ -13,54 +13,13 @@ from tenvoice.platform.outage import MAX_WAIT_SECONDS
 from tests.cli import COMMAND, environment, with_port
 from tests.conftest import SECRETS_KEY
 from tests.live import eventually
-
-
-class SwitchableProxy:
-    """A TCP hop to PostgreSQL that can be switched off (refusing connections, and dropping
-    the ones it carried) and on again at the same port."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def on(self) -> None:
-        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def off(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        self._writers |= {writer, upstream_writer}
-        await asyncio.gather(
-            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
-        )
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
+from tests.tcpproxy import TcpProxy
 
 
 async def test_the_worker_backs_off_and_logs_an_outage_once(postgres: tuple[str, str]) -> None:
     _, app_url = postgres
     server = make_url(app_url)
-    proxy = SwitchableProxy(server.host or "127.0.0.1", server.port or 5432)
+    proxy = TcpProxy(server.host or "127.0.0.1", server.port or 5432)
     await proxy.on()
     lines: list[tuple[float, str]] = []
     worker = await asyncio.create_subprocess_exec(

@@ -34,6 +34,7 @@ from tests import databases
 from tests.conftest import Backend, TenantHandle, make_tenant
 from tests.live import LiveServer, eventually, live_server
 from tests.problems import assert_problem
+from tests.tcpproxy import TcpProxy
 
 LISTEN = f'LISTEN "{CHANNEL}"'
 TENANT_ID = uuid.uuid4()
@@ -258,60 +259,6 @@ async def revoke_in_sql(owner: Any, key_id: str) -> None:
     await owner.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", uuid.UUID(key_id))
 
 
-class SlowFeedProxy:
-    """A TCP hop between a server and PostgreSQL that can hold back one connection's replies.
-
-    The connection is named by its port towards PostgreSQL (`client_port` in
-    `pg_stat_activity`), so this works whatever the protocol carries (TLS included).
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._delays: dict[int, float] = {}
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> "SlowFeedProxy":
-        self._server = await asyncio.start_server(self._connect, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
-
-    def slow(self, upstream_port: int, seconds: float) -> None:
-        """Deliver what PostgreSQL sends on that connection `seconds` late from now on."""
-        self._delays[upstream_port] = seconds
-
-    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        self._writers |= {writer, upstream_writer}
-        upstream_port: int = upstream_writer.get_extra_info("sockname")[1]
-        await asyncio.gather(
-            self._pipe(reader, upstream_writer, None),
-            self._pipe(upstream_reader, writer, upstream_port),
-        )
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: int | None
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if delayed is not None and (delay := self._delays.get(delayed, 0.0)):
-                    await asyncio.sleep(delay)
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-
 @pytest.mark.backend("postgresql")
 async def test_a_revocation_on_one_server_reaches_the_other_servers_cache(
     settings: Settings,
@@ -493,7 +440,7 @@ async def test_the_revoking_server_refuses_the_key_as_soon_as_the_revocation_ret
     await count_listeners(superuser, 0)
     url = make_url(settings.database_url)
     assert url.host is not None
-    async with SlowFeedProxy(url.host, url.port or 5432) as proxy:
+    async with TcpProxy(url.host, url.port or 5432) as proxy:
         proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
         async with serving(
             settings.model_copy(update={"database_url": proxied}), event_handlers
