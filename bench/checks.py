@@ -106,7 +106,7 @@ async def check(
             """
             SELECT t.entity_id, count(*) AS n
             FROM payments p
-            JOIN timeline_events t ON t.tenant_id = p.tenant_id AND t.stream_id = p.invoice_id
+            JOIN events t ON t.tenant_id = p.tenant_id AND t.stream_id = p.invoice_id
                  AND t.entity_id = p.id AND t.event_type = 'payment.succeeded'
             WHERE p.id = ANY($1::uuid[])
             GROUP BY t.entity_id

@@ -71,7 +71,7 @@ TENANT_TABLES = (
     "invoices",
     "invoice_items",
     "invoice_number_counters",
-    "timeline_events",
+    "events",
     "payments",
 )
 

@@ -130,7 +130,7 @@ _WRITE_STEPS = (
     ("payments", WRITE_PAYMENTS),
     ("payment_routes", WRITE_PAYMENT_ROUTES),
     ("hosted_invoice_links", WRITE_HOSTED_LINKS),
-    ("timeline_events", WRITE_TIMELINE),
+    ("events", WRITE_TIMELINE),
 )
 
 

@@ -120,7 +120,7 @@ EVENTS = (
 # Every event of the batch in one statement, in the order they happened.
 _EVENT_ROWS = "\n    UNION ALL ".join(event.select() for event in EVENTS)
 WRITE_TIMELINE = f"""
-INSERT INTO timeline_events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
                              occurred_at, request_id, actor_type, actor_id, data)
 SELECT e.tenant_id, {uuid7("e.at")}, e.event_type, e.entity_type, e.entity_id, e.stream_id,
        e.at, e.req, e.actor_type, e.actor_id, e.data

@@ -69,13 +69,13 @@ VALUES (bench_uuid7(), :t_id, 'invoice.overdue_check',
         (current_date + 31)::timestamptz, NULL, now(), now(), NULL);
 -- timeline/handlers.py: invoice.created and invoice.finalized
 \startpipeline
-INSERT INTO timeline_events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
                              occurred_at, request_id, actor_type, actor_id, data)
 VALUES (:t_id, bench_uuid7(), 'invoice.created', 'invoice', :invoice_id, :invoice_id, now(),
         md5(random()::text), 'api_key', 'bench-key',
         jsonb_build_object('total', '27.20', 'currency', 'USD', 'invoiceId', :invoice_id::text,
                            'itemCount', 3, 'customerId', :t_id_1::text));
-INSERT INTO timeline_events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
                              occurred_at, request_id, actor_type, actor_id, data)
 VALUES (:t_id, bench_uuid7(), 'invoice.finalized', 'invoice', :invoice_id, :invoice_id,
         now(), md5(random()::text), 'api_key', 'bench-key',

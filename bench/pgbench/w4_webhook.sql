@@ -61,14 +61,14 @@ SET status = CASE WHEN payments.status = 'succeeded' THEN 'pending' ELSE 'succee
 WHERE payments.tenant_id = :tenant_id AND payments.id = :payment_id;
 -- timeline/handlers.py: payment.succeeded and invoice.paid
 \startpipeline
-INSERT INTO timeline_events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
                              occurred_at, request_id, actor_type, actor_id, data)
 VALUES (:tenant_id, bench_uuid7(), 'payment.succeeded', 'payment', :payment_id, :invoice_id,
         now(), md5(random()::text), 'gateway', NULL,
         jsonb_build_object('amount', :payment_amount::text, 'currency', 'USD',
                            'invoiceId', :invoice_id::text, 'paymentId', :payment_id::text,
                            'gatewayReference', 'sim_ch_' || left(md5(:payment_id::text), 24)));
-INSERT INTO timeline_events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
                              occurred_at, request_id, actor_type, actor_id, data)
 VALUES (:tenant_id, bench_uuid7(), 'invoice.paid', 'invoice', :invoice_id, :invoice_id,
         now(), md5(random()::text), 'gateway', NULL,

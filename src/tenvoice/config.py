@@ -3,13 +3,16 @@ import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EMBEDDED_DATABASE_URL = "sqlite:///./tenvoice.db"
 # Shorter keys would be guessable; token_urlsafe(32) gives 43 characters.
 MIN_SECRETS_KEY_LENGTH = 32
+# 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 28 hours (API.md).
+WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 _GENERATE_KEY = """python -c 'import secrets; print(secrets.token_urlsafe(32))'"""
 
 
@@ -61,6 +64,27 @@ class Settings(BaseSettings):
     gateway_latency_ms: int = Field(default=100, ge=0, le=600_000)
     # Idempotency keys are kept at least this long (API.md: >= 24 h).
     idempotency_retention_hours: float = Field(default=24, ge=24)
+
+    # Outbound webhooks: the waits before retries 1..7 (API.md), comma-separated seconds in
+    # the environment; tests use short ones.
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = WEBHOOK_RETRY_SCHEDULE
+    # Lifts the rule that endpoints resolve to public addresses over https (development and
+    # tests, whose receivers listen on loopback).
+    webhook_allow_private: bool = False
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_fits(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(wait < 0 or wait > 7 * 86400 for wait in value):
+            raise ValueError("each wait must be 0..604800 seconds, and there must be one")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

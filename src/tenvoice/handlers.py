@@ -2,6 +2,7 @@
 which function runs each kind of outbox job, in the worker."""
 
 from tenvoice.customers import events as customer_events
+from tenvoice.events.handlers import record_on_timeline
 from tenvoice.gateway import simulator
 from tenvoice.gateway.handlers import request_charge
 from tenvoice.invoices import events as invoice_events
@@ -9,7 +10,6 @@ from tenvoice.invoices import jobs as invoice_jobs
 from tenvoice.payments import events as payment_events
 from tenvoice.platform.messages import EventHandler
 from tenvoice.platform.outbox import JobHandler
-from tenvoice.timeline.handlers import record_on_timeline
 
 _ON_TIMELINE: list[type] = [
     customer_events.CustomerCreated,

@@ -30,6 +30,7 @@ from tenvoice.platform.worker import Worker
 from tenvoice.tenants.auth import idempotency_scope
 from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.routes import router as tenants_router
+from tenvoice.webhooks import models as _webhook_models  # noqa: F401 (on the metadata)
 
 log = logging.getLogger("tenvoice")
 

@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from tenvoice.customers.models import Customer
+from tenvoice.events.models import Event
 from tenvoice.invoices.models import Invoice, InvoiceItem
 from tenvoice.platform.db import Base, Database, utcnow
 from tenvoice.platform.tenancy import SKIP_ORM_FILTER, TenancyError
-from tenvoice.timeline.models import TimelineEntry
 from tests.conftest import TenantHandle, make_customer, make_invoice
 
 NO_ORM_FILTER = {SKIP_ORM_FILTER: True}
-TENANT_TABLES: list[Any] = [Customer, Invoice, InvoiceItem, TimelineEntry]
+TENANT_TABLES: list[Any] = [Customer, Invoice, InvoiceItem, Event]
 
 
 async def _seed(client: httpx.AsyncClient, *tenants: TenantHandle) -> None:
@@ -158,7 +158,7 @@ async def test_service_role_cannot_bypass_row_level_security(db: Database) -> No
                 await session.execute(
                     text(
                         "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename IN"
-                        " ('customers', 'invoices', 'invoice_items', 'timeline_events',"
+                        " ('customers', 'invoices', 'invoice_items', 'events',"
                         " 'invoice_number_counters')"
                     )
                 )
@@ -169,7 +169,7 @@ async def test_service_role_cannot_bypass_row_level_security(db: Database) -> No
                 text(
                     "SELECT bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class"
                     " WHERE relname IN ('customers', 'invoices', 'invoice_items',"
-                    " 'timeline_events', 'invoice_number_counters')"
+                    " 'events', 'invoice_number_counters')"
                 )
             )
         ).scalar_one()

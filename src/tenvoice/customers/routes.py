@@ -7,10 +7,10 @@ from tenvoice.api import Paging, TenantReader, TenantUow
 from tenvoice.customers import commands, queries
 from tenvoice.customers.models import Customer
 from tenvoice.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch, address_value
+from tenvoice.events import queries as timeline
+from tenvoice.events.schemas import Timeline
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import problem_responses
-from tenvoice.timeline import queries as timeline
-from tenvoice.timeline.schemas import Timeline
 
 router = APIRouter(
     prefix="/api/customers",

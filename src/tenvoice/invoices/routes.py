@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tenvoice.api import Paging, PublicLinks, TenantReader, TenantUow
+from tenvoice.events import queries as timeline
+from tenvoice.events.schemas import Timeline
 from tenvoice.invoices import commands, hosted, pdf, queries
 from tenvoice.invoices.document import InvoiceDocument
 from tenvoice.invoices.errors import InvoiceNotFound
@@ -32,8 +34,6 @@ from tenvoice.platform.schemas import (
     documented_choices,
     problem_responses,
 )
-from tenvoice.timeline import queries as timeline
-from tenvoice.timeline.schemas import Timeline
 
 router = APIRouter(
     prefix="/api/invoices",

@@ -43,11 +43,20 @@ class OutboxJob(Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_outbox_jobs_status_finished", "status", "finished_at"),
+        # Jobs that stand for "look at X" (a webhook endpoint's dispatch) can be found while
+        # nobody has claimed them yet, so that the one running for X absorbs them.
+        Index(
+            "ix_outbox_jobs_unclaimed_dedupe",
+            "dedupe_key",
+            postgresql_where=text("status = 'pending' AND attempts = 0"),
+            sqlite_where=text("status = 'pending' AND attempts = 0"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     tenant_id: Mapped[uuid.UUID | None]
     kind: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), default=None)
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -83,6 +92,7 @@ def enqueue(
     tenant_id: uuid.UUID | None,
     delay: timedelta = timedelta(0),
     not_before: datetime | None = None,
+    dedupe_key: str | None = None,
 ) -> OutboxJob:
     """Add a job to the session's transaction, due after `delay` or at `not_before`."""
     now = utcnow()
@@ -90,6 +100,7 @@ def enqueue(
         id=uuid7(),
         tenant_id=tenant_id,
         kind=kind,
+        dedupe_key=dedupe_key,
         payload=payload,
         status=JobStatus.PENDING.value,
         attempts=0,

@@ -2,11 +2,11 @@ import uuid
 
 from sqlalchemy import select
 
+from tenvoice.events.models import Event
+from tenvoice.events.schemas import ActorOut, EventOut, Timeline
 from tenvoice.platform.db import ReadSession
-from tenvoice.timeline.models import TimelineEntry
-from tenvoice.timeline.schemas import ActorOut, EventOut, Timeline
 
-T = TimelineEntry
+T = Event
 
 
 async def stream(session: ReadSession, stream_id: uuid.UUID) -> Timeline:

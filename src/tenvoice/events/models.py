@@ -9,10 +9,18 @@ from tenvoice.platform.db import Base
 from tenvoice.platform.tenancy import TenantOwned
 
 
-class TimelineEntry(TenantOwned, Base):
-    __tablename__ = "timeline_events"
+class Event(TenantOwned, Base):
+    """One domain event of a tenant's log. `data` holds the event's own fields and, under
+    `object`, the entity as the API returned it right after the change (a snapshot)."""
+
+    __tablename__ = "events"
     __table_args__ = (
-        Index("ix_timeline_events_tenant_stream", "tenant_id", "stream_id", "occurred_at", "id"),
+        # A timeline: the events of one invoice (payments included) or one customer.
+        Index("ix_events_tenant_stream", "tenant_id", "stream_id", "occurred_at", "id"),
+        # The Events API: newest first, whole log or narrowed to one type or one entity.
+        Index("ix_events_tenant_occurred", "tenant_id", "occurred_at", "id"),
+        Index("ix_events_tenant_type", "tenant_id", "event_type", "occurred_at", "id"),
+        Index("ix_events_tenant_entity", "tenant_id", "entity_id", "occurred_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -1,14 +1,14 @@
+from tenvoice.events.models import Event
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.ids import uuid7
 from tenvoice.platform.messages import DomainEvent, event_data
 from tenvoice.platform.uow import UnitOfWork
-from tenvoice.timeline.models import TimelineEntry
 
 
 async def record_on_timeline(event: DomainEvent, uow: UnitOfWork) -> None:
     context = uow.context
     uow.session.add(
-        TimelineEntry(
+        Event(
             id=uuid7(),
             event_type=event.event_type,
             entity_type=event.entity_type,

@@ -1,1 +1,0 @@
-"""The activity timeline: one row per domain event, written in the event's own transaction."""

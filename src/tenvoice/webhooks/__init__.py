@@ -1,0 +1,1 @@
+"""Outbound webhooks: the tenant's endpoints, fan-out of its events, signed delivery."""
