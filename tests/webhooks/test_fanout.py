@@ -58,7 +58,7 @@ async def deliveries(db: Database, tenant: TenantHandle) -> list[tuple[uuid.UUID
                 WebhookDelivery.endpoint_id, WebhookDelivery.event_type, WebhookDelivery.event_id
             ).order_by(WebhookDelivery.event_id, WebhookDelivery.endpoint_id)
         )
-        return [tuple(row) for row in rows]
+        return [(row.endpoint_id, row.event_type, row.event_id) for row in rows]
 
 
 async def dispatch_jobs(db: Database) -> list[str | None]:
