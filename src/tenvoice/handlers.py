@@ -13,6 +13,8 @@ from tenvoice.payments import events as payment_events
 from tenvoice.payments.schemas import payment_snapshot
 from tenvoice.platform.messages import EventHandler
 from tenvoice.platform.outbox import JobHandler
+from tenvoice.webhooks import events as webhook_events
+from tenvoice.webhooks.schemas import endpoint_snapshot
 
 _LOGGED: list[type] = [
     customer_events.CustomerCreated,
@@ -30,6 +32,7 @@ _LOGGED: list[type] = [
     payment_events.PaymentAttempted,
     payment_events.PaymentSucceeded,
     payment_events.PaymentFailed,
+    webhook_events.WebhookEndpointDisabled,
 ]
 
 # Each entity as GET returns it, for the snapshot (`data.object`) every logged event carries.
@@ -37,6 +40,7 @@ SNAPSHOTS: dict[str, Snapshot] = {
     "customer": customer_snapshot,
     "invoice": invoice_snapshot,
     "payment": payment_snapshot,
+    "webhook_endpoint": endpoint_snapshot,
 }
 log_event = event_logger(SNAPSHOTS)
 

@@ -141,3 +141,21 @@ async def test_a_change_that_fails_leaves_no_event_and_no_delivery(
         logged: Any = await session.scalar(select(func.count()).select_from(Event))
     assert logged == 1
     assert customer["id"]
+
+
+async def test_a_disabled_endpoint_is_an_event_for_the_others(
+    client: httpx.AsyncClient, db: Database, tenant_a: TenantHandle
+) -> None:
+    watcher = await add_endpoint(db, tenant_a, ["webhook_endpoint.*"])
+    watched = await add_endpoint(db, tenant_a, ["webhook_endpoint.disabled"])
+    response = await client.patch(
+        f"/api/webhook-endpoints/{watched}", json={"status": "disabled"}, headers=tenant_a.headers
+    )
+    assert response.status_code == 200, response.text
+    # Only the endpoint still enabled hears that the other was disabled.
+    [(endpoint, event_type, event_id)] = await deliveries(db, tenant_a)
+    assert (endpoint, event_type) == (watcher, "webhook_endpoint.disabled")
+    async with db.read(uuid.UUID(tenant_a.id)) as session:
+        event = (await session.execute(select(Event).where(Event.id == event_id))).scalar_one()
+    assert event.data["object"] == response.json()
+    assert event.data["reason"] == "disabled by request"

@@ -23,7 +23,7 @@ from tenvoice.webhooks.models import (
     WebhookEndpoint,
     WebhookSubscription,
 )
-from tenvoice.webhooks.schemas import MAX_URL_LENGTH, endpoint_snapshot
+from tenvoice.webhooks.schemas import MAX_URL_LENGTH, endpoint_json
 from tenvoice.webhooks.secrets import SecretBox, new_secret
 from tenvoice.webhooks.ssrf import InvalidWebhookUrl, check_url
 
@@ -201,7 +201,7 @@ async def send_test(uow: UnitOfWork, command: SendTest) -> WebhookDelivery:
         request_id=context.request_id,
         actor_type=context.actor.type,
         actor_id=context.actor.id,
-        data={**event_data(tested), "object": endpoint_snapshot(endpoint)},
+        data={**event_data(tested), "object": endpoint_json(endpoint)},
     )
     delivery = endpoint.test_delivery(event.id, TEST_EVENT_TYPE, now)
     uow.session.add(event)

@@ -133,6 +133,10 @@ def endpoint_view(endpoint: WebhookEndpoint) -> WebhookEndpointOut:
     )
 
 
-def endpoint_snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
+def endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
     """The endpoint as GET returns it, for an event's `data.object`."""
     return endpoint_view(endpoint).model_dump(mode="json")
+
+
+async def endpoint_snapshot(endpoint: WebhookEndpoint, _session: object) -> dict[str, Any]:
+    return endpoint_json(endpoint)
