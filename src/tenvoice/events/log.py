@@ -11,13 +11,12 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, Uuid, and_, func, insert, literal, or_, select
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import Table, and_, insert, select, text
 from sqlalchemy.sql.expression import ColumnElement
 
 from tenvoice.events.catalog import EVERYTHING, TEST_EVENT_TYPE, prefix_pattern
 from tenvoice.events.models import Event
-from tenvoice.platform.db import utcnow
+from tenvoice.platform.db import json_text, utcnow
 from tenvoice.platform.ids import uuid7
 from tenvoice.platform.outbox import JobStatus, OutboxJob
 from tenvoice.platform.uow import UnitOfWork
@@ -40,100 +39,75 @@ JOBS = cast(Table, OutboxJob.__table__)
 async def write_events(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
     now = utcnow()
     if (await uow.session.connection()).dialect.name == "postgresql":
-        await uow.session.execute(_in_one_statement(rows, now))
+        await uow.session.execute(_IN_ONE_STATEMENT, _columns(rows, now))
         return
     await uow.session.execute(insert(EVENTS), rows)
     await _fan_out_here(uow, rows, now)
 
 
-def _in_one_statement(rows: list[dict[str, Any]], now: datetime) -> Any:
-    tenant = literal(rows[0]["tenant_id"], Uuid())
-    at = literal(now, DELIVERIES.c.created_at.type)
-    logged = insert(EVENTS).values(rows).returning(EVENTS.c.id, EVENTS.c.event_type).cte("logged")
-    matched = (
-        select(
-            logged.c.id.label("event_id"),
-            logged.c.event_type,
-            SUBSCRIPTIONS.c.endpoint_id,
-        )
-        .join_from(logged, SUBSCRIPTIONS, _subscribed(logged.c.event_type, tenant))
-        .join(ENDPOINTS, _enabled_endpoint())
-        .where(logged.c.event_type != TEST_EVENT_TYPE)
-        # An endpoint may match an event through two entries ("*" and the type itself).
-        .distinct()
-        .subquery("matched")
-    )
-    queued = (
-        insert(DELIVERIES)
-        .from_select(
-            [
-                "tenant_id",
-                "id",
-                "endpoint_id",
-                "event_id",
-                "event_type",
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "created_at",
-                "updated_at",
-            ],
-            select(
-                tenant,
-                func.gen_random_uuid(),
-                matched.c.endpoint_id,
-                matched.c.event_id,
-                matched.c.event_type,
-                literal(DeliveryStatus.PENDING.value),
-                literal(0),
-                at,
-                at,
-                at,
-            ),
-        )
-        .returning(DELIVERIES.c.endpoint_id)
-        .cte("queued")
-    )
-    woken = select(queued.c.endpoint_id).distinct().subquery("woken")
-    endpoint_text = sql_cast(woken.c.endpoint_id, String)
-    return insert(JOBS).from_select(
-        [
-            "id",
-            "tenant_id",
-            "kind",
-            "dedupe_key",
-            "payload",
-            "status",
-            "attempts",
-            "run_after",
-            "created_at",
-            "updated_at",
-        ],
-        select(
-            func.gen_random_uuid(),
-            tenant,
-            literal(DISPATCH),
-            literal(DISPATCH + ":") + endpoint_text,
-            func.jsonb_build_object("endpointId", endpoint_text),
-            literal(JobStatus.PENDING.value),
-            literal(0),
-            at,
-            at,
-            at,
-        ),
-    )
+# The events as arrays, one per column: one statement text whatever their number, so it is
+# prepared and compiled once (a multi-row VALUES would be a new statement for each count).
+# Only module constants are formatted into the text; every value is a bound parameter.
+_IN_ONE_STATEMENT = text(
+    f"""
+WITH logged AS (
+    INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
+                        occurred_at, request_id, actor_type, actor_id, data)
+    SELECT :tenant_id, e.id, e.event_type, e.entity_type, e.entity_id, e.stream_id,
+           e.occurred_at, e.request_id, e.actor_type, e.actor_id, CAST(e.data AS jsonb)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:event_types AS varchar[]),
+                CAST(:entity_types AS varchar[]), CAST(:entity_ids AS uuid[]),
+                CAST(:stream_ids AS uuid[]), CAST(:occurred_at AS timestamptz[]),
+                CAST(:request_ids AS varchar[]), CAST(:actor_types AS varchar[]),
+                CAST(:actor_ids AS varchar[]), CAST(:data AS text[]))
+         AS e(id, event_type, entity_type, entity_id, stream_id, occurred_at, request_id,
+              actor_type, actor_id, data)
+    RETURNING id, event_type
+), matched AS (
+    -- DISTINCT: an endpoint may match an event through two entries ("*" and the type).
+    SELECT DISTINCT logged.id AS event_id, logged.event_type, s.endpoint_id
+    FROM logged
+    JOIN webhook_subscriptions s
+      ON s.tenant_id = :tenant_id
+     AND s.pattern IN (logged.event_type, '{EVERYTHING}',
+                       split_part(logged.event_type, '.', 1) || '.*')
+    JOIN webhook_endpoints w
+      ON w.tenant_id = s.tenant_id AND w.id = s.endpoint_id
+     AND w.status = '{EndpointStatus.ENABLED.value}'
+    WHERE logged.event_type <> '{TEST_EVENT_TYPE}'
+), queued AS (
+    INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, event_type, status,
+                                    attempts, next_attempt_at, created_at, updated_at)
+    SELECT :tenant_id, gen_random_uuid(), endpoint_id, event_id, event_type,
+           '{DeliveryStatus.PENDING.value}', 0, :now, :now, :now
+    FROM matched
+    RETURNING endpoint_id
+)
+INSERT INTO outbox_jobs (id, tenant_id, kind, dedupe_key, payload, status, attempts,
+                         run_after, created_at, updated_at)
+SELECT gen_random_uuid(), :tenant_id, '{DISPATCH}', '{DISPATCH}:' || endpoint_id,
+       jsonb_build_object('endpointId', CAST(endpoint_id AS text)),
+       '{JobStatus.PENDING.value}', 0, :now, :now, :now
+FROM (SELECT DISTINCT endpoint_id FROM queued) AS woken
+"""  # noqa: S608
+)
 
 
-def _subscribed(event_type: Any, tenant: Any) -> ColumnElement[bool]:
-    pattern = SUBSCRIPTIONS.c.pattern
-    return and_(
-        SUBSCRIPTIONS.c.tenant_id == tenant,
-        or_(
-            pattern == event_type,
-            pattern == EVERYTHING,
-            pattern == func.split_part(event_type, ".", 1) + ".*",
-        ),
-    )
+def _columns(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    return {
+        "tenant_id": rows[0]["tenant_id"],
+        "now": now,
+        "ids": [row["id"] for row in rows],
+        "event_types": [row["event_type"] for row in rows],
+        "entity_types": [row["entity_type"] for row in rows],
+        "entity_ids": [row["entity_id"] for row in rows],
+        "stream_ids": [row["stream_id"] for row in rows],
+        "occurred_at": [row["occurred_at"] for row in rows],
+        "request_ids": [row["request_id"] for row in rows],
+        "actor_types": [row["actor_type"] for row in rows],
+        "actor_ids": [row["actor_id"] for row in rows],
+        "data": [json_text(row["data"]) for row in rows],
+    }
 
 
 def _enabled_endpoint() -> ColumnElement[bool]:

@@ -135,7 +135,7 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _json_dumps(value: object) -> str:
+def json_text(value: object) -> str:
     # As the API writes JSON (platform/http.py WireJSON), so that a snapshot of an entity
     # stored in the event log reads back exactly as GET returned it.
     return orjson.dumps(value, default=_uuid_text, option=orjson.OPT_UTC_Z).decode()
@@ -152,13 +152,13 @@ def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEn
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_size=pool_size
+            url, json_serializer=json_text, json_deserializer=orjson.loads, pool_size=pool_size
         )
         _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if write else "BEGIN")
         return engine
     engine = create_async_engine(
         url,
-        json_serializer=_json_dumps,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=pool_size,
