@@ -13,8 +13,9 @@ from fastapi.routing import iter_route_contexts
 from tests.conftest import TenantHandle, make_customer, make_invoice
 from tests.payments.support import pay
 from tests.problems import assert_problem
+from tests.webhooks.test_endpoints import PUBLIC_URL, make_endpoint
 
-ID_PARAMS = ("customer_id", "invoice_id", "payment_id", "event_id")
+ID_PARAMS = ("customer_id", "invoice_id", "payment_id", "endpoint_id", "event_id")
 KNOWN_ROUTES = {
     ("GET", "/api/customers/{customer_id}"),
     ("PATCH", "/api/customers/{customer_id}"),
@@ -28,6 +29,11 @@ KNOWN_ROUTES = {
     ("POST", "/api/invoices/{invoice_id}/mark-uncollectible"),
     ("GET", "/api/invoices/{invoice_id}/timeline"),
     ("GET", "/api/payments/{payment_id}"),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}"),
+    ("PATCH", "/api/webhook-endpoints/{endpoint_id}"),
+    ("DELETE", "/api/webhook-endpoints/{endpoint_id}"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/test"),
     ("GET", "/api/events/{event_id}"),
 }
 # A body valid enough to get past validation, so the answer is about the id. A new route
@@ -35,6 +41,13 @@ KNOWN_ROUTES = {
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/customers/{customer_id}"): {"name": "Hijacked", "email": "x@example.com"},
     ("PATCH", "/api/invoices/{invoice_id}"): {"memo": "hijacked", "metadata": {"owned": "yes"}},
+    ("PATCH", "/api/webhook-endpoints/{endpoint_id}"): {
+        "url": PUBLIC_URL + "/hijacked",
+        "enabledEvents": ["*"],
+        "description": "hijacked",
+        "status": "disabled",
+    },
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"): {"expireCurrentInHours": 0},
 }
 
 
@@ -44,6 +57,7 @@ class Victim:
     draft: dict[str, Any]
     open: dict[str, Any]
     payment: dict[str, Any]
+    endpoint: dict[str, Any]
     event: dict[str, Any]
 
 
@@ -76,10 +90,12 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
         f"/api/invoices/{victim.draft['id']}/timeline",
         f"/api/invoices/{victim.open['id']}/timeline",
         f"/api/payments/{victim.payment['id']}",
+        f"/api/webhook-endpoints/{victim.endpoint['id']}",
         f"/api/events/{victim.event['id']}",
         "/api/customers",
         "/api/invoices",
         "/api/payments",
+        "/api/webhook-endpoints",
         "/api/events",
     ]
     taken = []
@@ -99,11 +115,12 @@ async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     # Pending for good (no worker runs here): B's open invoice is partly paid for.
     response = await pay(client, tenant_b, opened["id"], "100", token="tok_pending")
     assert response.status_code == 201, response.text
+    endpoint = await make_endpoint(client, tenant_b, enabledEvents=["invoice.*"])
     events = await client.get(
         "/api/events", params={"type": "customer.created"}, headers=tenant_b.headers
     )
     [event] = events.json()["data"]
-    return Victim(customer, draft, opened, response.json(), event)
+    return Victim(customer, draft, opened, response.json(), endpoint, event)
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
@@ -128,6 +145,7 @@ async def test_every_id_route_is_404_across_tenants(
     theirs = {
         "customer_id": victim.customer["id"],
         "payment_id": victim.payment["id"],
+        "endpoint_id": victim.endpoint["id"],
         "event_id": victim.event["id"],
     }
     id_sets = [
@@ -150,6 +168,7 @@ async def test_every_id_route_is_404_across_tenants(
                 "customer_not_found",
                 "invoice_not_found",
                 "payment_not_found",
+                "webhook_endpoint_not_found",
                 "event_not_found",
                 "not_found",
             )
@@ -196,13 +215,15 @@ async def test_lists_never_show_another_tenants_rows(
         ("/api/invoices", {"currency": "EUR"}),
         ("/api/payments", {"invoiceId": victim.open["id"]}),
         ("/api/payments", {"status": "pending", "limit": 100}),
+        ("/api/webhook-endpoints", {"limit": 100}),
+        ("/api/webhook-endpoints", {"includeTotal": "true"}),
     ]
     for path, params in probes:
         response = await client.get(path, params=params, headers=tenant_a.headers)
         assert response.status_code == 200, response.text
         ids = {row["id"] for row in response.json()["data"]}
         theirs = {victim.customer["id"], victim.draft["id"], victim.open["id"]}
-        assert not ids & {*theirs, victim.payment["id"]}, params
+        assert not ids & {*theirs, victim.payment["id"], victim.endpoint["id"]}, params
         assert "Globex" not in response.text
 
     mine_ids = {mine["id"], my_invoice["id"], my_payment.json()["id"]}
