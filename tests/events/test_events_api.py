@@ -20,6 +20,7 @@ from tests.events.support import (
 from tests.invoices.support import act_ok
 from tests.payments.support import pay
 from tests.problems import assert_problem, error_fields
+from tests.webhooks.test_endpoints import make_endpoint
 
 
 @dataclass(frozen=True)
@@ -323,3 +324,24 @@ async def test_a_day_of_events_is_not_everything(
     yesterday = (now - timedelta(days=1)).isoformat()
     assert len(await event_ids(client, tenant_a, {"occurredFrom": yesterday})) == 1
     assert await event_ids(client, tenant_a, {"occurredTo": yesterday}) == []
+
+
+async def test_an_endpoint_test_event_is_in_the_log_under_its_type_and_prefix(
+    client: httpx.AsyncClient, tenant_a: TenantHandle
+) -> None:
+    await make_customer(client, tenant_a)
+    endpoint = await make_endpoint(client, tenant_a)
+    tested = await client.post(
+        f"/api/webhook-endpoints/{endpoint['id']}/test", headers=tenant_a.headers
+    )
+    assert tested.status_code == 202, tested.text
+    [event] = await all_events(client, tenant_a, {"type": "webhook_endpoint.test"})
+    assert (event["entityType"], event["entityId"]) == ("webhook_endpoint", endpoint["id"])
+    for params in (
+        {"type": "webhook_endpoint.*"},
+        {"type": ["webhook_endpoint.*", "invoice.*"]},
+        {"entityType": "webhook_endpoint"},
+        {"entityId": endpoint["id"]},
+    ):
+        assert await event_ids(client, tenant_a, params) == [event["id"]], params
+    assert len(await event_ids(client, tenant_a)) == 2
