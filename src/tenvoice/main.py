@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 from tenvoice import __version__
 from tenvoice.config import Settings, ensure_embedded_secrets, get_settings, require_secrets_key
 from tenvoice.customers.routes import router as customers_router
+from tenvoice.events.routes import router as events_router
 from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS
 from tenvoice.invoices.links import LinkTokens
 from tenvoice.invoices.routes import public_router as hosted_invoices_router
@@ -94,6 +95,7 @@ def create_app(
         customers_router,
         invoices_router,
         payments_router,
+        events_router,
         webhook_router,
         webhook_endpoints_router,
         hosted_invoices_router,

@@ -109,9 +109,10 @@ async def test_the_worker_records_it_once_with_the_system_as_actor(
     assert len(overdue) == 1
     assert overdue[0]["actor"] == {"type": "system", "id": "worker"}
     snapshot = overdue[0]["data"].pop("object")
-    # The invoice as GET shows it, but for its public link, which the log never stores
-    # (its readers add it back).
-    assert snapshot == {**late, "hostedUrl": None, "updatedAt": snapshot["updatedAt"]}
+    # The invoice as GET shows it, public link included: the log never stores it, and the
+    # timeline, like every reader of the log, adds it back.
+    assert late["hostedUrl"]
+    assert snapshot == {**late, "updatedAt": snapshot["updatedAt"]}
     assert overdue[0]["data"] == {
         "invoiceId": late["id"],
         "number": late["number"],

@@ -15,7 +15,7 @@ from tests.payments.support import pay
 from tests.problems import assert_problem
 from tests.webhooks.test_endpoints import PUBLIC_URL, make_endpoint
 
-ID_PARAMS = ("customer_id", "invoice_id", "payment_id", "endpoint_id")
+ID_PARAMS = ("customer_id", "invoice_id", "payment_id", "endpoint_id", "event_id")
 KNOWN_ROUTES = {
     ("GET", "/api/customers/{customer_id}"),
     ("PATCH", "/api/customers/{customer_id}"),
@@ -34,6 +34,7 @@ KNOWN_ROUTES = {
     ("DELETE", "/api/webhook-endpoints/{endpoint_id}"),
     ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"),
     ("POST", "/api/webhook-endpoints/{endpoint_id}/test"),
+    ("GET", "/api/events/{event_id}"),
 }
 # A body valid enough to get past validation, so the answer is about the id. A new route
 # that needs a body gets one here; without it the walk fails with a 422 and says where.
@@ -57,6 +58,7 @@ class Victim:
     open: dict[str, Any]
     payment: dict[str, Any]
     endpoint: dict[str, Any]
+    event: dict[str, Any]
 
 
 def id_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -89,10 +91,12 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
         f"/api/invoices/{victim.open['id']}/timeline",
         f"/api/payments/{victim.payment['id']}",
         f"/api/webhook-endpoints/{victim.endpoint['id']}",
+        f"/api/events/{victim.event['id']}",
         "/api/customers",
         "/api/invoices",
         "/api/payments",
         "/api/webhook-endpoints",
+        "/api/events",
     ]
     taken = []
     for path in paths:
@@ -112,7 +116,11 @@ async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     response = await pay(client, tenant_b, opened["id"], "100", token="tok_pending")
     assert response.status_code == 201, response.text
     endpoint = await make_endpoint(client, tenant_b, enabledEvents=["invoice.*"])
-    return Victim(customer, draft, opened, response.json(), endpoint)
+    events = await client.get(
+        "/api/events", params={"type": "customer.created"}, headers=tenant_b.headers
+    )
+    [event] = events.json()["data"]
+    return Victim(customer, draft, opened, response.json(), endpoint, event)
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
@@ -138,6 +146,7 @@ async def test_every_id_route_is_404_across_tenants(
         "customer_id": victim.customer["id"],
         "payment_id": victim.payment["id"],
         "endpoint_id": victim.endpoint["id"],
+        "event_id": victim.event["id"],
     }
     id_sets = [
         {**theirs, "invoice_id": victim.draft["id"]},
@@ -160,6 +169,7 @@ async def test_every_id_route_is_404_across_tenants(
                 "invoice_not_found",
                 "payment_not_found",
                 "webhook_endpoint_not_found",
+                "event_not_found",
                 "not_found",
             )
             assert victim.customer["name"] not in response.text
@@ -215,6 +225,28 @@ async def test_lists_never_show_another_tenants_rows(
         theirs = {victim.customer["id"], victim.draft["id"], victim.open["id"]}
         assert not ids & {*theirs, victim.payment["id"], victim.endpoint["id"]}, params
         assert "Globex" not in response.text
+
+    mine_ids = {mine["id"], my_invoice["id"], my_payment.json()["id"]}
+    event_probes: list[dict[str, Any]] = [
+        {"includeTotal": "true", "limit": 100},
+        {"entityId": victim.customer["id"]},
+        {"entityId": victim.open["id"]},
+        {"entityId": victim.payment["id"]},
+        {"type": ["customer.*", "invoice.*", "payment.*"], "limit": 100},
+        {"entityType": "invoice", "pageSize": 100},
+        {"occurredFrom": "2000-01-01T00:00:00Z", "limit": 100},
+    ]
+    for params in event_probes:
+        response = await client.get("/api/events", params=params, headers=tenant_a.headers)
+        assert response.status_code == 200, response.text
+        events = response.json()["data"]
+        assert {event["entityId"] for event in events} <= mine_ids, params
+        assert victim.event["id"] not in {event["id"] for event in events}
+        assert "Globex" not in response.text
+    counted = await client.get(
+        "/api/events", params={"includeTotal": "true"}, headers=tenant_a.headers
+    )
+    assert counted.json()["pagination"]["totalCount"] == len(counted.json()["data"]) >= 4
 
 
 async def test_cannot_invoice_another_tenants_customer(

@@ -17,16 +17,68 @@ from tenvoice.events.models import Event
 from tenvoice.invoices.models import Invoice, InvoiceItem
 from tenvoice.platform.db import Base, Database, utcnow
 from tenvoice.platform.tenancy import SKIP_ORM_FILTER, TenancyError
+from tenvoice.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSubscription,
+)
 from tests.conftest import TenantHandle, make_customer, make_invoice
 
 NO_ORM_FILTER = {SKIP_ORM_FILTER: True}
-TENANT_TABLES: list[Any] = [Customer, Invoice, InvoiceItem, Event]
+TENANT_TABLES: list[Any] = [
+    Customer,
+    Invoice,
+    InvoiceItem,
+    Event,
+    WebhookEndpoint,
+    WebhookSubscription,
+    WebhookDelivery,
+    WebhookAttempt,
+]
+# Tenant-owned tables without a model of their own.
+_MORE_TENANT_TABLES = ["invoice_number_counters"]
 
 
-async def _seed(client: httpx.AsyncClient, *tenants: TenantHandle) -> None:
+async def _seed(client: httpx.AsyncClient, db: Database, *tenants: TenantHandle) -> None:
     for tenant in tenants:
         customer = await make_customer(client, tenant)
         await make_invoice(client, tenant, customer["id"], finalize=True)
+        await _seed_webhooks(db, uuid.UUID(tenant.id))
+
+
+async def _seed_webhooks(db: Database, tenant_id: uuid.UUID) -> None:
+    """An endpoint with a subscription, and one delivery of an event with one attempt."""
+    now = utcnow()
+    async with db.write(tenant_id) as session:
+        event = (await session.execute(select(Event.id, Event.event_type))).first()
+        assert event is not None
+        endpoint = WebhookEndpoint(
+            url="https://hooks.example.com/in", enabled_events=["*"], metadata_={}, secret="x"
+        )
+        session.add(endpoint)
+        await session.flush()
+        session.add(WebhookSubscription(endpoint_id=endpoint.id, pattern="*"))
+        delivery = WebhookDelivery(
+            endpoint_id=endpoint.id,
+            event_id=event.id,
+            event_type=event.event_type,
+            next_attempt_at=now,
+        )
+        session.add(delivery)
+        await session.flush()
+        session.add(
+            WebhookAttempt(
+                delivery_id=delivery.id,
+                number=1,
+                at=now,
+                response_status=500,
+                duration_ms=3,
+                error=None,
+                response_body="oops",
+            )
+        )
+        await session.commit()
 
 
 async def _tenants_seen(
@@ -40,7 +92,7 @@ async def _tenants_seen(
 async def test_orm_layer_scopes_every_tenant_owned_model(
     client: httpx.AsyncClient, db: Database, tenant_a: TenantHandle, tenant_b: TenantHandle
 ) -> None:
-    await _seed(client, tenant_a, tenant_b)
+    await _seed(client, db, tenant_a, tenant_b)
     a = uuid.UUID(tenant_a.id)
     for model in TENANT_TABLES:
         assert await _tenants_seen(db, a, model) == {a}, model.__name__
@@ -49,7 +101,7 @@ async def test_orm_layer_scopes_every_tenant_owned_model(
 async def test_orm_layer_ignores_an_explicit_filter_for_another_tenant(
     client: httpx.AsyncClient, db: Database, tenant_a: TenantHandle, tenant_b: TenantHandle
 ) -> None:
-    await _seed(client, tenant_a, tenant_b)
+    await _seed(client, db, tenant_a, tenant_b)
     async with db.read(uuid.UUID(tenant_a.id)) as session:
         stolen = await session.scalar(
             select(func.count())
@@ -62,7 +114,7 @@ async def test_orm_layer_ignores_an_explicit_filter_for_another_tenant(
 async def test_session_without_tenant_sees_no_tenant_rows(
     client: httpx.AsyncClient, db: Database, tenant_a: TenantHandle
 ) -> None:
-    await _seed(client, tenant_a)
+    await _seed(client, db, tenant_a)
     for model in TENANT_TABLES:
         assert await _tenants_seen(db, None, model) == set(), model.__name__
 
@@ -103,7 +155,7 @@ async def test_without_either_layer_rows_would_leak_on_sqlite(
     """The switch used below really disables the ORM layer: on SQLite, which has no
     row-level security, the other tenant's rows then show. This is what makes the
     PostgreSQL test that follows meaningful."""
-    await _seed(client, tenant_a, tenant_b)
+    await _seed(client, db, tenant_a, tenant_b)
     seen = await _tenants_seen(db, uuid.UUID(tenant_a.id), Invoice, **NO_ORM_FILTER)
     assert seen == {uuid.UUID(tenant_a.id), uuid.UUID(tenant_b.id)}
 
@@ -115,7 +167,7 @@ async def test_row_level_security_alone_stops_the_leak(
     tenant_a: TenantHandle,
     tenant_b: TenantHandle,
 ) -> None:
-    await _seed(client, tenant_a, tenant_b)
+    await _seed(client, db, tenant_a, tenant_b)
     a = uuid.UUID(tenant_a.id)
     for model in TENANT_TABLES:
         assert await _tenants_seen(db, a, model, **NO_ORM_FILTER) == {a}, model.__name__
@@ -142,6 +194,9 @@ async def test_row_level_security_refuses_writes_into_another_tenant(
             await session.execute(statement)
 
 
+_TABLE_NAMES = [model.__tablename__ for model in TENANT_TABLES] + _MORE_TENANT_TABLES
+
+
 @pytest.mark.backend("postgresql")
 async def test_service_role_cannot_bypass_row_level_security(db: Database) -> None:
     async with db.read() as session:
@@ -153,30 +208,29 @@ async def test_service_role_cannot_bypass_row_level_security(db: Database) -> No
                 )
             )
         ).one()
+        names = {"names": _TABLE_NAMES}
         owners = set(
             (
                 await session.execute(
-                    text(
-                        "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename IN"
-                        " ('customers', 'invoices', 'invoice_items', 'events',"
-                        " 'invoice_number_counters')"
-                    )
+                    text("SELECT DISTINCT tableowner FROM pg_tables WHERE tablename = ANY(:names)"),
+                    names,
                 )
             ).scalars()
         )
-        forced = (
+        tables, forced = (
             await session.execute(
                 text(
-                    "SELECT bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class"
-                    " WHERE relname IN ('customers', 'invoices', 'invoice_items',"
-                    " 'events', 'invoice_number_counters')"
-                )
+                    "SELECT count(*), bool_and(relrowsecurity AND relforcerowsecurity)"
+                    " FROM pg_class WHERE relkind = 'r' AND relname = ANY(:names)"
+                ),
+                names,
             )
-        ).scalar_one()
+        ).one()
     assert role.rolsuper is False
     assert role.rolbypassrls is False
+    assert owners
     assert role.current_user not in owners
-    assert forced is True
+    assert (tables, forced) == (len(_TABLE_NAMES), True)
 
 
 async def _server_pid(session: Any) -> int:

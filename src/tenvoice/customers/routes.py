@@ -3,7 +3,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from tenvoice.api import Paging, TenantReader, TenantUow
+from tenvoice.api import Paging, PublicLinks, TenantReader, TenantUow
 from tenvoice.customers import commands, queries
 from tenvoice.customers.schemas import (
     CustomerCreate,
@@ -68,7 +68,9 @@ async def delete_customer(customer_id: UUID, uow: TenantUow) -> Response:
 
 
 @router.get("/{customer_id}/timeline")
-async def customer_timeline(customer_id: UUID, session: TenantReader) -> Timeline:
+async def customer_timeline(
+    customer_id: UUID, session: TenantReader, links: PublicLinks
+) -> Timeline:
     """The customer's own events (created, updated, deleted), oldest first."""
     await queries.get_customer(session, customer_id)
-    return await timeline.stream(session, customer_id)
+    return await timeline.stream(session, customer_id, links)

@@ -184,9 +184,9 @@ async def mark_invoice_uncollectible(
 
 
 @router.get("/{invoice_id}/timeline")
-async def invoice_timeline(invoice_id: UUID, session: TenantReader) -> Timeline:
+async def invoice_timeline(invoice_id: UUID, session: TenantReader, links: PublicLinks) -> Timeline:
     await queries.require_invoice(session, invoice_id)
-    return await timeline.stream(session, invoice_id)
+    return await timeline.stream(session, invoice_id, links)
 
 
 @router.get(
