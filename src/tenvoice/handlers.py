@@ -10,6 +10,8 @@ from tenvoice.invoices import jobs as invoice_jobs
 from tenvoice.payments import events as payment_events
 from tenvoice.platform.messages import EventHandler
 from tenvoice.platform.outbox import JobHandler
+from tenvoice.webhooks import dispatch, fanout
+from tenvoice.webhooks import events as webhook_events
 
 _ON_TIMELINE: list[type] = [
     customer_events.CustomerCreated,
@@ -27,6 +29,7 @@ _ON_TIMELINE: list[type] = [
     payment_events.PaymentAttempted,
     payment_events.PaymentSucceeded,
     payment_events.PaymentFailed,
+    webhook_events.WebhookEndpointDisabled,
 ]
 
 EVENT_HANDLERS: dict[type, list[EventHandler]] = {
@@ -38,4 +41,5 @@ EVENT_HANDLERS: dict[type, list[EventHandler]] = {
 JOB_HANDLERS: dict[str, JobHandler] = {
     simulator.CHARGE: simulator.charge,
     invoice_jobs.OVERDUE_CHECK: invoice_jobs.check_overdue,
+    fanout.DISPATCH: dispatch.dispatch,
 }
