@@ -31,6 +31,7 @@ from tenvoice.tenants.auth import idempotency_scope
 from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.routes import router as tenants_router
 from tenvoice.webhooks import models as _webhook_models  # noqa: F401 (on the metadata)
+from tenvoice.webhooks.delivery_routes import router as webhook_deliveries_router
 
 log = logging.getLogger("tenvoice")
 
@@ -92,6 +93,7 @@ def create_app(
         payments_router,
         webhook_router,
         hosted_invoices_router,
+        webhook_deliveries_router,
     ):
         app.include_router(router)
     _operations(app)
