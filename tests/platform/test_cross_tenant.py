@@ -10,11 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
+from tenvoice.platform.db import Database
 from tests.conftest import TenantHandle, make_customer, make_invoice
 from tests.payments.support import pay
 from tests.problems import assert_problem
+from tests.webhooks.deliveries import add_endpoint, deliveries, publish
 
-ID_PARAMS = ("customer_id", "invoice_id", "payment_id")
+ID_PARAMS = ("customer_id", "invoice_id", "payment_id", "endpoint_id", "delivery_id")
 KNOWN_ROUTES = {
     ("GET", "/api/customers/{customer_id}"),
     ("PATCH", "/api/customers/{customer_id}"),
@@ -28,6 +30,9 @@ KNOWN_ROUTES = {
     ("POST", "/api/invoices/{invoice_id}/mark-uncollectible"),
     ("GET", "/api/invoices/{invoice_id}/timeline"),
     ("GET", "/api/payments/{payment_id}"),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries"),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"),
 }
 # A body valid enough to get past validation, so the answer is about the id. A new route
 # that needs a body gets one here; without it the walk fails with a 422 and says where.
@@ -43,6 +48,9 @@ class Victim:
     draft: dict[str, Any]
     open: dict[str, Any]
     payment: dict[str, Any]
+    # B's webhook endpoint, and its delivery of one of B's events.
+    endpoint_id: str
+    delivery_id: str
 
 
 def id_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -74,6 +82,8 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
         f"/api/invoices/{victim.draft['id']}/timeline",
         f"/api/invoices/{victim.open['id']}/timeline",
         f"/api/payments/{victim.payment['id']}",
+        f"/api/webhook-endpoints/{victim.endpoint_id}/deliveries/{victim.delivery_id}",
+        f"/api/webhook-endpoints/{victim.endpoint_id}/deliveries",
         "/api/customers",
         "/api/invoices",
         "/api/payments",
@@ -87,7 +97,7 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
 
 
 @pytest.fixture
-async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
+async def victim(client: httpx.AsyncClient, db: Database, tenant_b: TenantHandle) -> Victim:
     customer = await make_customer(client, tenant_b, "Globex Secret Customer")
     draft = await make_invoice(client, tenant_b, customer["id"], memo="draft of b")
     opened = await make_invoice(client, tenant_b, customer["id"], finalize=True)
@@ -95,7 +105,10 @@ async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     # Pending for good (no worker runs here): B's open invoice is partly paid for.
     response = await pay(client, tenant_b, opened["id"], "100", token="tok_pending")
     assert response.status_code == 201, response.text
-    return Victim(customer, draft, opened, response.json())
+    endpoint = await add_endpoint(db, tenant_b.id, "https://hooks.example.com/b")
+    await publish(db, tenant_b.id, [endpoint])
+    (delivery,) = await deliveries(db, endpoint)
+    return Victim(customer, draft, opened, response.json(), str(endpoint.id), str(delivery.id))
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
@@ -117,7 +130,12 @@ async def test_every_id_route_is_404_across_tenants(
 
     routes = id_routes(app)
     assert set(routes) >= KNOWN_ROUTES, KNOWN_ROUTES - set(routes)
-    theirs = {"customer_id": victim.customer["id"], "payment_id": victim.payment["id"]}
+    theirs = {
+        "customer_id": victim.customer["id"],
+        "payment_id": victim.payment["id"],
+        "endpoint_id": victim.endpoint_id,
+        "delivery_id": victim.delivery_id,
+    }
     id_sets = [
         {**theirs, "invoice_id": victim.draft["id"]},
         {**theirs, "invoice_id": victim.open["id"]},
@@ -138,6 +156,8 @@ async def test_every_id_route_is_404_across_tenants(
                 "customer_not_found",
                 "invoice_not_found",
                 "payment_not_found",
+                "webhook_endpoint_not_found",
+                "webhook_delivery_not_found",
                 "not_found",
             )
             assert victim.customer["name"] not in response.text
