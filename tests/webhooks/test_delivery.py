@@ -221,3 +221,34 @@ async def test_a_dispatcher_holding_the_endpoint_keeps_it_and_absorbs_the_waitin
         ).all()
     assert sorted(jobs) == [(JobStatus.DONE, 0)] * 3 + [(JobStatus.DONE, 1)] * 3
     assert {row.status for row in await deliveries(db, endpoint)} == {"succeeded"}
+
+
+async def test_two_workers_with_events_arriving_meanwhile_send_each_once_in_order(
+    db: Database, settings: Settings, tenant_a: TenantHandle
+) -> None:
+    async with serving(Receiver(lambda _: Reply(200, delay=0.005))) as receiver:
+        endpoints = [await add_endpoint(db, tenant_a.id, receiver.url(f"/{n}")) for n in range(2)]
+        fast = delivery_settings(settings, worker_poll_seconds=0.005)
+        events: list[uuid.UUID] = []
+        async with (
+            delivery_worker(db, fast) as one,
+            delivery_worker(db, fast) as two,
+            running(one),
+            running(two),
+        ):
+            # Each change commits its deliveries and dispatch jobs while a dispatcher may be
+            # holding the endpoint: none of them may be left behind.
+            for n in range(40):
+                events += await publish(db, tenant_a.id, endpoints, count=1 + n % 3)
+
+            async def settled() -> bool:
+                rows = [row for e in endpoints for row in await deliveries(db, e)]
+                return all(row.status == "succeeded" for row in rows)
+
+            await eventually(settled, timeout=30)
+
+    for n, endpoint in enumerate(endpoints):
+        got = [r.webhook_id for r in receiver.received if r.path == f"/{n}"]
+        assert got == [str(event) for event in events]
+        rows = await deliveries(db, endpoint)
+        assert {row.attempts for row in rows} == {1}
