@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tenvoice.config import Settings
 from tenvoice.invoices.links import HostedLinks, LinkTokens
 from tenvoice.platform.db import Database, ReadSession
 from tenvoice.platform.messages import EventHandlers
@@ -16,6 +17,7 @@ from tenvoice.platform.pagination import PageRequest, page_request
 from tenvoice.platform.tenancy import RequestContext
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.auth import admin_context, tenant_context
+from tenvoice.webhooks.secrets import SecretBox
 
 
 def _db(request: Request) -> Database:
@@ -63,9 +65,21 @@ async def _public_links(request: Request) -> HostedLinks:
     return HostedLinks((configured or str(request.base_url)).rstrip("/"), tokens)
 
 
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _webhook_secrets(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.webhook_secrets
+    return box
+
+
 TenantUow = Annotated[UnitOfWork, Depends(_tenant_uow)]
 TenantReader = Annotated[ReadSession, Depends(_tenant_reader)]
 AdminUow = Annotated[UnitOfWork, Depends(_admin_uow)]
 AdminReader = Annotated[ReadSession, Depends(_admin_reader)]
 Paging = Annotated[PageRequest, Depends(page_request)]
 PublicLinks = Annotated[HostedLinks, Depends(_public_links)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+WebhookSecrets = Annotated[SecretBox, Depends(_webhook_secrets)]

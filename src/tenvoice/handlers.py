@@ -2,18 +2,22 @@
 which function runs each kind of outbox job, in the worker."""
 
 from tenvoice.customers import events as customer_events
-from tenvoice.events.handlers import record_on_timeline
+from tenvoice.customers.schemas import customer_snapshot
+from tenvoice.events.handlers import Snapshot, event_logger
 from tenvoice.gateway import simulator
 from tenvoice.gateway.handlers import request_charge
 from tenvoice.invoices import events as invoice_events
 from tenvoice.invoices import jobs as invoice_jobs
+from tenvoice.invoices.schemas import invoice_snapshot
 from tenvoice.payments import events as payment_events
+from tenvoice.payments.schemas import payment_snapshot
 from tenvoice.platform.messages import EventHandler
 from tenvoice.platform.outbox import JobHandler
 from tenvoice.webhooks import dispatch, fanout
 from tenvoice.webhooks import events as webhook_events
+from tenvoice.webhooks.schemas import endpoint_snapshot
 
-_ON_TIMELINE: list[type] = [
+_LOGGED: list[type] = [
     customer_events.CustomerCreated,
     customer_events.CustomerUpdated,
     customer_events.CustomerDeleted,
@@ -32,9 +36,18 @@ _ON_TIMELINE: list[type] = [
     webhook_events.WebhookEndpointDisabled,
 ]
 
+# Each entity as GET returns it, for the snapshot (`data.object`) every logged event carries.
+SNAPSHOTS: dict[str, Snapshot] = {
+    "customer": customer_snapshot,
+    "invoice": invoice_snapshot,
+    "payment": payment_snapshot,
+    "webhook_endpoint": endpoint_snapshot,
+}
+log_event = event_logger(SNAPSHOTS)
+
 EVENT_HANDLERS: dict[type, list[EventHandler]] = {
-    **{event: [record_on_timeline] for event in _ON_TIMELINE},
-    invoice_events.InvoiceFinalized: [record_on_timeline, invoice_jobs.schedule_overdue_check],
+    **{event: [log_event] for event in _LOGGED},
+    invoice_events.InvoiceFinalized: [log_event, invoice_jobs.schedule_overdue_check],
     payment_events.ChargeRequested: [request_charge],
 }
 

@@ -32,6 +32,8 @@ from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.routes import router as tenants_router
 from tenvoice.webhooks import models as _webhook_models  # noqa: F401 (on the metadata)
 from tenvoice.webhooks.delivery_routes import router as webhook_deliveries_router
+from tenvoice.webhooks.routes import router as webhook_endpoints_router
+from tenvoice.webhooks.secrets import SecretBox
 
 log = logging.getLogger("tenvoice")
 
@@ -44,7 +46,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     ensure_embedded_secrets(settings)
-    link_tokens = LinkTokens(require_secrets_key(settings.secrets_key))
+    secrets_key = require_secrets_key(settings.secrets_key)
+    link_tokens = LinkTokens(secrets_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +79,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.link_tokens = link_tokens
+    app.state.webhook_secrets = SecretBox(secrets_key)
     app.state.event_handlers = EVENT_HANDLERS if event_handlers is None else event_handlers
     if db is not None:
         app.state.db = db
@@ -92,6 +96,7 @@ def create_app(
         invoices_router,
         payments_router,
         webhook_router,
+        webhook_endpoints_router,
         hosted_invoices_router,
         webhook_deliveries_router,
     ):

@@ -314,6 +314,25 @@ async def test_timeline_tells_the_flow_in_order(live: LiveServer, tenant: Tenant
     # Both settle in the one webhook request, which is not the API call's.
     assert succeeded["requestId"] == paid["requestId"]
     assert succeeded["requestId"] not in (None, request_id)
+    # Each event also carries its entity as GET showed it right after the change.
+    snapshots = [event["data"].pop("object") for event in events]
+    assert [snapshot["id"] for snapshot in snapshots] == [
+        invoice["id"],
+        invoice["id"],
+        payment["id"],
+        payment["id"],
+        invoice["id"],
+    ]
+    # Created and finalized by one request: both events show the invoice that request left.
+    assert [snapshot["status"] for snapshot in snapshots] == [
+        "open",
+        "open",
+        "pending",
+        "succeeded",
+        "paid",
+    ]
+    assert snapshots[-1]["amountDue"] == "0.00"
+    assert snapshots[-1]["items"] == invoice["items"]
     assert attempted["data"] == {
         "paymentId": payment["id"],
         "invoiceId": invoice["id"],

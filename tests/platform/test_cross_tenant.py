@@ -10,11 +10,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from tenvoice.platform.db import Database
 from tests.conftest import TenantHandle, make_customer, make_invoice
 from tests.payments.support import pay
 from tests.problems import assert_problem
-from tests.webhooks.deliveries import add_endpoint, deliveries, publish
+from tests.webhooks.test_endpoints import PUBLIC_URL, make_endpoint
 
 ID_PARAMS = ("customer_id", "invoice_id", "payment_id", "endpoint_id", "delivery_id")
 KNOWN_ROUTES = {
@@ -30,6 +29,11 @@ KNOWN_ROUTES = {
     ("POST", "/api/invoices/{invoice_id}/mark-uncollectible"),
     ("GET", "/api/invoices/{invoice_id}/timeline"),
     ("GET", "/api/payments/{payment_id}"),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}"),
+    ("PATCH", "/api/webhook-endpoints/{endpoint_id}"),
+    ("DELETE", "/api/webhook-endpoints/{endpoint_id}"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/test"),
     ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries"),
     ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}"),
     ("POST", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"),
@@ -39,6 +43,13 @@ KNOWN_ROUTES = {
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/customers/{customer_id}"): {"name": "Hijacked", "email": "x@example.com"},
     ("PATCH", "/api/invoices/{invoice_id}"): {"memo": "hijacked", "metadata": {"owned": "yes"}},
+    ("PATCH", "/api/webhook-endpoints/{endpoint_id}"): {
+        "url": PUBLIC_URL + "/hijacked",
+        "enabledEvents": ["*"],
+        "description": "hijacked",
+        "status": "disabled",
+    },
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"): {"expireCurrentInHours": 0},
 }
 
 
@@ -48,8 +59,8 @@ class Victim:
     draft: dict[str, Any]
     open: dict[str, Any]
     payment: dict[str, Any]
-    # B's webhook endpoint, and its delivery of one of B's events.
-    endpoint_id: str
+    endpoint: dict[str, Any]
+    # The endpoint's delivery of B's test event.
     delivery_id: str
 
 
@@ -82,11 +93,13 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
         f"/api/invoices/{victim.draft['id']}/timeline",
         f"/api/invoices/{victim.open['id']}/timeline",
         f"/api/payments/{victim.payment['id']}",
-        f"/api/webhook-endpoints/{victim.endpoint_id}/deliveries/{victim.delivery_id}",
-        f"/api/webhook-endpoints/{victim.endpoint_id}/deliveries",
+        f"/api/webhook-endpoints/{victim.endpoint['id']}",
+        f"/api/webhook-endpoints/{victim.endpoint['id']}/deliveries/{victim.delivery_id}",
+        f"/api/webhook-endpoints/{victim.endpoint['id']}/deliveries",
         "/api/customers",
         "/api/invoices",
         "/api/payments",
+        "/api/webhook-endpoints",
     ]
     taken = []
     for path in paths:
@@ -97,7 +110,7 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
 
 
 @pytest.fixture
-async def victim(client: httpx.AsyncClient, db: Database, tenant_b: TenantHandle) -> Victim:
+async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     customer = await make_customer(client, tenant_b, "Globex Secret Customer")
     draft = await make_invoice(client, tenant_b, customer["id"], memo="draft of b")
     opened = await make_invoice(client, tenant_b, customer["id"], finalize=True)
@@ -105,10 +118,12 @@ async def victim(client: httpx.AsyncClient, db: Database, tenant_b: TenantHandle
     # Pending for good (no worker runs here): B's open invoice is partly paid for.
     response = await pay(client, tenant_b, opened["id"], "100", token="tok_pending")
     assert response.status_code == 201, response.text
-    endpoint = await add_endpoint(db, tenant_b.id, "https://hooks.example.com/b")
-    await publish(db, tenant_b.id, [endpoint])
-    (delivery,) = await deliveries(db, endpoint)
-    return Victim(customer, draft, opened, response.json(), str(endpoint.id), str(delivery.id))
+    endpoint = await make_endpoint(client, tenant_b, enabledEvents=["invoice.*"])
+    tested = await client.post(
+        f"/api/webhook-endpoints/{endpoint['id']}/test", headers=tenant_b.headers
+    )
+    assert tested.status_code == 202, tested.text
+    return Victim(customer, draft, opened, response.json(), endpoint, tested.json()["deliveryId"])
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
@@ -133,7 +148,7 @@ async def test_every_id_route_is_404_across_tenants(
     theirs = {
         "customer_id": victim.customer["id"],
         "payment_id": victim.payment["id"],
-        "endpoint_id": victim.endpoint_id,
+        "endpoint_id": victim.endpoint["id"],
         "delivery_id": victim.delivery_id,
     }
     id_sets = [
@@ -203,13 +218,15 @@ async def test_lists_never_show_another_tenants_rows(
         ("/api/invoices", {"currency": "EUR"}),
         ("/api/payments", {"invoiceId": victim.open["id"]}),
         ("/api/payments", {"status": "pending", "limit": 100}),
+        ("/api/webhook-endpoints", {"limit": 100}),
+        ("/api/webhook-endpoints", {"includeTotal": "true"}),
     ]
     for path, params in probes:
         response = await client.get(path, params=params, headers=tenant_a.headers)
         assert response.status_code == 200, response.text
         ids = {row["id"] for row in response.json()["data"]}
         theirs = {victim.customer["id"], victim.draft["id"], victim.open["id"]}
-        assert not ids & {*theirs, victim.payment["id"]}, params
+        assert not ids & {*theirs, victim.payment["id"], victim.endpoint["id"]}, params
         assert "Globex" not in response.text
 
 

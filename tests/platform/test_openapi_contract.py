@@ -101,7 +101,8 @@ schema = schemathesis.openapi.from_dict(
 
 # Refusals API.md states that no JSON Schema can express (the 422 is documented): a cursor
 # the API did not issue, offset and cursor paging mixed, an offset page past row 10,000,
-# an Idempotency-Key used before with another request, a due date before the issue date.
+# an Idempotency-Key used before with another request, a due date before the issue date,
+# a webhook URL that does not resolve to public addresses.
 _RULES_IN_WORDS = {
     ("cursor", "not a cursor this API issued"),
     ("cursor", "this cursor belongs to another sort order"),
@@ -115,7 +116,7 @@ def _refused_by_a_rule_in_words(response: schemathesis.Response) -> bool:
     if response.status_code != 422:
         return False
     problem = response.json()
-    if problem["code"] in ("idempotency_key_reused", "offset_too_deep"):
+    if problem["code"] in ("idempotency_key_reused", "offset_too_deep", "invalid_webhook_url"):
         return True
     errors = {(error["field"], error["message"]) for error in problem.get("errors") or []}
     return bool(errors) and errors <= _RULES_IN_WORDS

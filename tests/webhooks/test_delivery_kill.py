@@ -79,9 +79,9 @@ async def test_a_worker_killed_mid_delivery_and_restarted_delivers_every_event_i
             # Killed mid-run: the endpoint is still leased to it, and the delivery in flight
             # (at least) is not recorded.
             assert (await endpoint_row(db, endpoint)).dispatch_owner is not None
-            rows = {str(row.event_id): row for row in await deliveries(db, endpoint)}
-            assert rows[killed_during].status == "pending"
-            assert rows[killed_during].attempts == 0
+            by_event = {str(row.event_id): row for row in await deliveries(db, endpoint)}
+            assert by_event[killed_during].status == "pending"
+            assert by_event[killed_during].attempts == 0
 
             second = await start_worker(backend)
             workers.append(second)

@@ -5,8 +5,13 @@ from fastapi import APIRouter, Query, Response
 
 from tenvoice.api import Paging, TenantReader, TenantUow
 from tenvoice.customers import commands, queries
-from tenvoice.customers.models import Customer
-from tenvoice.customers.schemas import CustomerCreate, CustomerOut, CustomerPatch, address_value
+from tenvoice.customers.schemas import (
+    CustomerCreate,
+    CustomerOut,
+    CustomerPatch,
+    address_value,
+    customer_out,
+)
 from tenvoice.events import queries as timeline
 from tenvoice.events.schemas import Timeline
 from tenvoice.platform.pagination import Page
@@ -19,19 +24,6 @@ router = APIRouter(
 )
 
 
-def _out(customer: Customer) -> CustomerOut:
-    return CustomerOut(
-        id=customer.id,
-        name=customer.name,
-        email=customer.email,
-        phone=customer.phone,
-        address=customer.address,
-        metadata=customer.metadata_,
-        created_at=customer.created_at,
-        updated_at=customer.updated_at,
-    )
-
-
 @router.post("", status_code=201)
 async def create_customer(body: CustomerCreate, uow: TenantUow) -> CustomerOut:
     command = commands.CreateCustomer(
@@ -41,7 +33,7 @@ async def create_customer(body: CustomerCreate, uow: TenantUow) -> CustomerOut:
         address=address_value(body.address),
         metadata=body.metadata,
     )
-    return _out(await uow.run(commands.create_customer, command))
+    return customer_out(await uow.run(commands.create_customer, command))
 
 
 @router.get("")
@@ -66,7 +58,7 @@ async def update_customer(customer_id: UUID, body: CustomerPatch, uow: TenantUow
     if "metadata" in changes:
         changes["metadata_"] = changes.pop("metadata")
     command = commands.UpdateCustomer(customer_id, changes)
-    return _out(await uow.run(commands.update_customer, command))
+    return customer_out(await uow.run(commands.update_customer, command))
 
 
 @router.delete("/{customer_id}", status_code=204)

@@ -58,3 +58,21 @@ class CustomerOut(OutputModel):
 def address_value(address: Address | None) -> dict[str, Any] | None:
     """The address as stored and returned: the object with camelCase keys."""
     return None if address is None else address.model_dump(by_alias=True)
+
+
+def customer_out(customer: Any) -> CustomerOut:
+    """The wire form of the aggregate (or of anything with its attributes)."""
+    return CustomerOut(
+        id=customer.id,
+        name=customer.name,
+        email=customer.email,
+        phone=customer.phone,
+        address=customer.address,
+        metadata=customer.metadata_,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )
+
+
+async def customer_snapshot(customer: Any, _session: object) -> dict[str, Any]:
+    return customer_out(customer).model_dump(mode="json", by_alias=True)

@@ -53,6 +53,10 @@ def payment_view(payment: Any) -> PaymentOut:
     )
 
 
+async def payment_snapshot(payment: Any, _session: object) -> dict[str, Any]:
+    return payment_view(payment).model_dump(mode="json", by_alias=True)
+
+
 def _text(value: Any) -> Any:
     # Amounts may come as JSON numbers; they are compared as decimals, never as floats.
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value

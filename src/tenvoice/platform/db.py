@@ -136,7 +136,16 @@ def asyncpg_dsn(url: str) -> str:
 
 
 def _json_dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
+    # As the API writes JSON (platform/http.py WireJSON), so that a snapshot of an entity
+    # stored in the event log reads back exactly as GET returned it.
+    return orjson.dumps(value, default=_uuid_text, option=orjson.OPT_UTC_Z).decode()
+
+
+def _uuid_text(value: object) -> str:
+    # asyncpg's UUID subclass is not one orjson encodes by itself.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEngine:

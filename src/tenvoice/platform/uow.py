@@ -6,8 +6,9 @@ change it records does. A handler that fails rolls the whole change back.
 """
 
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenvoice.platform.db import WriteSession
 from tenvoice.platform.messages import DomainEvent, EventHandlers, EventRecorder
@@ -20,6 +21,9 @@ A = TypeVar("A", bound=EventRecorder)
 # A command whose handlers keep raising events past this many rounds has a handler loop.
 _MAX_EVENT_ROUNDS = 10
 
+# Writes rows that event handlers staged, in one go, just before commit.
+StagedWriter = Callable[["UnitOfWork", list[Any]], Awaitable[None]]
+
 
 class UnitOfWork:
     def __init__(
@@ -29,12 +33,25 @@ class UnitOfWork:
         self.context = context
         self._handlers = handlers
         self._seen: list[EventRecorder] = []
+        self._staged: dict[StagedWriter, list[Any]] = {}
 
     def track(self, aggregate: A) -> A:
         """Remember an aggregate so its events are collected at commit."""
         if not any(seen is aggregate for seen in self._seen):
             self._seen.append(aggregate)
         return aggregate
+
+    def find(self, aggregate_id: uuid.UUID) -> EventRecorder | None:
+        """The tracked aggregate with this id (the entity an event is about)."""
+        for seen in self._seen:
+            if getattr(seen, "id", None) == aggregate_id:
+                return seen
+        return None
+
+    def stage(self, writer: StagedWriter, row: Any) -> None:
+        """Keep a row for `writer`, which writes all of them at once before commit: many
+        events of one command cost one statement, not one each."""
+        self._staged.setdefault(writer, []).append(row)
 
     async def run(self, handler: Callable[["UnitOfWork", C], Awaitable[R]], command: C) -> R:
         """Handle one command and commit it with its events; on any error nothing is kept."""
@@ -62,6 +79,9 @@ class UnitOfWork:
                 await self.dispatch(event)
         else:
             raise RuntimeError("event handlers kept raising new events")
+        staged, self._staged = self._staged, {}
+        for writer, rows in staged.items():
+            await writer(self, rows)
         await self.session.commit()
 
     async def dispatch(self, event: DomainEvent) -> None:
