@@ -36,25 +36,24 @@ async def delivery_filters(
     )
 
 
-@router.get("")
+@router.get("", summary="List an endpoint's deliveries, newest first")
 async def list_deliveries(
     endpoint_id: UUID,
     session: TenantReader,
     page: Paging,
     filters: Annotated[queries.DeliveryFilters, Depends(delivery_filters)],
 ) -> Page[DeliveryOut]:
-    """Newest first."""
     return await queries.list_deliveries(session, endpoint_id, filters, page)
 
 
-@router.get("/{delivery_id}")
+@router.get("/{delivery_id}", summary="Get a delivery with its attempts")
 async def get_delivery(
     endpoint_id: UUID, delivery_id: UUID, session: TenantReader
 ) -> DeliveryDetail:
     return await queries.get_delivery(session, endpoint_id, delivery_id)
 
 
-@router.post("/{delivery_id}/retry", status_code=202)
+@router.post("/{delivery_id}/retry", status_code=202, summary="Send a delivery again now")
 async def retry_delivery(endpoint_id: UUID, delivery_id: UUID, uow: TenantUow) -> DeliveryOut:
     """Send the delivery again now; 409 webhook_endpoint_disabled while its endpoint is."""
     command = commands.RetryDelivery(endpoint_id, delivery_id)
