@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenvoice.config import require_secrets_key
@@ -54,6 +54,10 @@ RETRY_CONCURRENCY = 4
 # While only retries are in flight, how often the dispatcher looks for new first attempts.
 IDLE_POLL_SECONDS = 0.25
 _NO_SYNC = {"synchronize_session": False}
+# Written out, not bound: only then may the database use the partial index of pending
+# deliveries (ix_webhook_deliveries_due). With a parameter, SQLite walked every delivery
+# the endpoint ever had, in event order, to find the pending ones.
+_PENDING = D.status == literal_column(f"'{DeliveryStatus.PENDING.value}'")
 
 
 class LeaseLost(Exception):
@@ -312,9 +316,7 @@ class Dispatcher:
             fanout.wake(uow.session, self.tenant_id, self.endpoint_id)
             return False
         earliest = await uow.session.scalar(
-            select(func.min(D.next_attempt_at)).where(
-                D.endpoint_id == self.endpoint_id, D.status == DeliveryStatus.PENDING.value
-            )
+            select(func.min(D.next_attempt_at)).where(D.endpoint_id == self.endpoint_id, _PENDING)
         )
         if earliest is not None and _wake_needed(released.wakeup_at, earliest, now):
             fanout.wake(uow.session, self.tenant_id, self.endpoint_id, at=earliest)
@@ -338,7 +340,7 @@ class Dispatcher:
     def _due(self, now: datetime) -> Select[uuid.UUID]:
         return select(D.id).where(
             D.endpoint_id == self.endpoint_id,
-            D.status == DeliveryStatus.PENDING.value,
+            _PENDING,
             D.next_attempt_at <= now,
         )
 
@@ -350,7 +352,7 @@ class Dispatcher:
             .join(Event, and_(Event.tenant_id == D.tenant_id, Event.id == D.event_id))
             .where(
                 D.endpoint_id == self.endpoint_id,
-                D.status == DeliveryStatus.PENDING.value,
+                _PENDING,
                 D.next_attempt_at <= now,
             )
             # uuid7 ids: event order.
