@@ -15,7 +15,7 @@ from tenvoice.webhooks import fanout, retry_policy, sender
 from tenvoice.webhooks.models import WebhookEndpoint
 from tenvoice.webhooks.ssrf import check_url
 from tests.conftest import TenantHandle
-from tests.live import eventually
+from tests.live import eventually, free_socket
 from tests.webhooks.deliveries import (
     Endpoint,
     add_endpoint,
@@ -293,3 +293,20 @@ async def test_a_delivery_connects_to_the_resolved_address_and_names_the_host(
     (request,) = receiver.received
     assert (request.path, request.headers["host"]) == ("/in", f"hooks.example.test:{port}")
     verified(endpoint.secret, request)
+
+
+async def test_a_receiver_that_is_not_listening_is_a_failed_attempt(
+    db: Database, settings: Settings, tenant_a: TenantHandle
+) -> None:
+    with free_socket() as closed:  # bound, never listening: connections are refused
+        port = closed.getsockname()[1]
+        endpoint = await add_endpoint(db, tenant_a.id, f"http://127.0.0.1:{port}/hooks")
+        await publish(db, tenant_a.id, [endpoint])
+        later = delivery_settings(settings, webhook_retry_schedule=NO_RETRY_SOON)
+        async with delivery_worker(db, later) as worker:
+            await worker.drain()
+    (row,) = await deliveries(db, endpoint)
+    assert (row.status, row.attempts, row.last_response_status) == ("pending", 1, None)
+    (attempt,) = await attempts(db, endpoint, row.id)
+    assert attempt.response_status is None
+    assert attempt.error.startswith("ConnectError"), attempt.error

@@ -228,8 +228,9 @@ class Dispatcher:
             update(OutboxJob)
             .where(
                 OutboxJob.dedupe_key == fanout.dispatch_key(self.endpoint_id),
-                OutboxJob.status == JobStatus.PENDING.value,
-                OutboxJob.attempts == 0,
+                # Written out, for ix_outbox_jobs_unclaimed_dedupe (as _PENDING).
+                OutboxJob.status == literal_column(f"'{JobStatus.PENDING.value}'"),
+                OutboxJob.attempts == literal_column("0"),
                 # A wake-up queued for a later retry stays: it is that retry's only trigger.
                 OutboxJob.run_after <= now,
             )
