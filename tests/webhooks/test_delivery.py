@@ -223,3 +223,41 @@ async def test_two_workers_with_events_arriving_meanwhile_send_each_once_in_orde
         assert got == [str(event) for event in events]
         rows = await deliveries(db, endpoint)
         assert {row.attempts for row in rows} == {1}
+
+
+async def test_a_hanging_retry_does_not_hold_back_the_first_attempts_after_it(
+    db: Database, settings: Settings, tenant_a: TenantHandle
+) -> None:
+    hang = 2.0
+    tries: dict[str, int] = {}
+
+    def answer(request: Received) -> Reply:
+        tries[request.webhook_id] = tries.get(request.webhook_id, 0) + 1
+        if request.webhook_id == str(stuck):
+            # Fails at once, then takes its time over the retry.
+            return Reply(500) if tries[str(stuck)] == 1 else Reply(200, delay=hang)
+        return Reply(200)
+
+    async with serving(Receiver(answer)) as receiver:
+        endpoint = await add_endpoint(db, tenant_a.id, receiver.url())
+        async with delivery_worker(db, delivery_settings(settings)) as worker, running(worker):
+            (stuck,) = await publish(db, tenant_a.id, [endpoint])
+
+            async def retrying() -> bool:
+                return tries.get(str(stuck), 0) == 2
+
+            await eventually(retrying, timeout=10)
+            later = await publish(db, tenant_a.id, [endpoint], count=3)
+
+            async def all_succeeded() -> bool:
+                rows = await deliveries(db, endpoint)
+                return all(row.status == "succeeded" for row in rows)
+
+            await eventually(all_succeeded, timeout=20)
+
+    retry = receiver.received[1]
+    assert retry.webhook_id == str(stuck)
+    after = receiver.received[2:]
+    assert [r.webhook_id for r in after] == [str(event) for event in later]
+    # All three went out, in order, while the retry was still waiting for its answer.
+    assert all(r.at < retry.at + hang for r in after), [r.at - retry.at for r in after]
