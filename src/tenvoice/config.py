@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     admin_key: str | None = None
     gateway_webhook_secret: str | None = None
-    # The server's own secret: every public invoice link's token is derived from it (and
-    # each use gets its own subkey). Changing it breaks every link already sent.
+    # The server's own secret: every public invoice link's token is derived from it and
+    # webhook signing secrets are sealed with it (each use gets its own subkey). Changing it
+    # breaks every link already sent and every endpoint's secret.
     secrets_key: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # How long a request may take to arrive whole (line, headers and body) before the
@@ -141,7 +142,8 @@ def ensure_embedded_secrets(settings: Settings) -> list[str]:
         lines.append(f"gateway webhook secret: {settings.gateway_webhook_secret}")
     if lines:
         lines.append(f"(kept in {secrets_file})")
-    # Not printed: nobody types it in, and it unlocks every public invoice link.
+    # Not printed: nobody types it in, and it unlocks every public invoice link and every
+    # webhook endpoint's signing secret.
     settings.secrets_key = settings.secrets_key or stored["secrets_key"]
     return lines
 
@@ -151,7 +153,8 @@ def require_secrets_key(key: str | None) -> str:
     if not key:
         raise SettingsError(
             f"TENVOICE_SECRETS_KEY is not set: generate one with {_GENERATE_KEY}, "
-            "keep it secret and never change it (every public invoice link derives from it)."
+            "keep it secret and never change it (public invoice links derive from it and "
+            "webhook signing secrets are sealed with it)."
         )
     if len(key) < MIN_SECRETS_KEY_LENGTH:
         raise SettingsError(

@@ -8,7 +8,7 @@ from tenvoice.gateway import simulator
 from tenvoice.gateway.handlers import request_charge
 from tenvoice.invoices import events as invoice_events
 from tenvoice.invoices import jobs as invoice_jobs
-from tenvoice.invoices.schemas import invoice_snapshot
+from tenvoice.invoices.queries import invoice_snapshot
 from tenvoice.payments import events as payment_events
 from tenvoice.payments.schemas import payment_snapshot
 from tenvoice.platform.messages import EventHandler

@@ -27,8 +27,8 @@ from tenvoice.invoices.document import DocumentLine, InvoiceDocument
 from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.invoices.links import HostedLinks
 from tenvoice.invoices.models import HostedInvoiceLink, Invoice, InvoiceItem
-from tenvoice.invoices.schemas import InvoiceWire, LineWire, invoice_view
-from tenvoice.platform.db import ReadSession, ScaledDecimal, utcnow
+from tenvoice.invoices.schemas import InvoiceWire, LineWire, invoice_view, line_view
+from tenvoice.platform.db import ReadSession, ScaledDecimal, WriteSession, utcnow
 from tenvoice.platform.money import (
     CURRENCY_EXPONENTS,
     MAX_MINOR_UNITS,
@@ -284,3 +284,13 @@ def _total_bound(amount: Decimal, currency: str | None, *, at_least: bool) -> Co
         in_group = Invoice.currency == codes[0] if len(codes) == 1 else Invoice.currency.in_(codes)
         clauses.append(compare if currency is not None else and_(in_group, compare))
     return or_(*clauses) if clauses else false()
+
+
+async def invoice_snapshot(invoice: Any, session: WriteSession) -> InvoiceWire:
+    """The aggregate as GET returns it, for the event log. Without its public link: the
+    token is never stored, and readers of the log add it back (events/queries.py)."""
+    if "items" in inspect(invoice).unloaded:
+        # Commands that only move money (a payment settling) load no lines.
+        await session.refresh(invoice, ["items"])
+    lines = [line_view(item, invoice.currency) for item in invoice.items]
+    return invoice_view(invoice, lines, utcnow().date(), None)

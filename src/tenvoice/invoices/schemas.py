@@ -3,12 +3,9 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import Field, StrictBool, ValidationInfo, field_validator
-from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenvoice.invoices.links import HostedLinks
 from tenvoice.invoices.models import amount_due
-from tenvoice.platform.db import utcnow
 from tenvoice.platform.money import currency_exponent, format_decimal, format_minor
 from tenvoice.platform.schemas import (
     NOT_BLANK,
@@ -176,13 +173,3 @@ def invoice_view(
             else None
         ),
     }
-
-
-async def invoice_snapshot(invoice: Any, session: AsyncSession) -> InvoiceWire:
-    """The aggregate as GET returns it, for the event log. Without its public link: the
-    token is never stored, and readers of the log add it back (events/queries.py)."""
-    if "items" in inspect(invoice).unloaded:
-        # Commands that only move money (a payment settling) load no lines.
-        await session.refresh(invoice, ["items"])
-    lines = [line_view(item, invoice.currency) for item in invoice.items]
-    return invoice_view(invoice, lines, utcnow().date(), None)

@@ -1,7 +1,7 @@
 """The unit of work: one write transaction, and the events it produces handled inside it.
 
 Adapted from the cosmicpython unit of work with one change: event handlers run *before*
-commit, in the same transaction, so a timeline row (or outbox row) exists exactly when the
+commit, in the same transaction, so an event-log row (or outbox row) exists exactly when the
 change it records does. A handler that fails rolls the whole change back.
 """
 
