@@ -42,6 +42,8 @@ def _grant_service_role(connection: Connection, role: str) -> None:
         text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
     )
     connection.execute(text(f'REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM "{role}"'))
+    # The operators' counts across tenants (webhook_stats(), migration 0008).
+    connection.execute(text(f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO "{role}"'))
 
 
 async def _run() -> None:

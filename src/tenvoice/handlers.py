@@ -13,6 +13,7 @@ from tenvoice.payments import events as payment_events
 from tenvoice.payments.schemas import payment_snapshot
 from tenvoice.platform.messages import EventHandler
 from tenvoice.platform.outbox import JobHandler
+from tenvoice.webhooks import dispatch, fanout
 from tenvoice.webhooks import events as webhook_events
 from tenvoice.webhooks.schemas import endpoint_snapshot
 
@@ -53,4 +54,5 @@ EVENT_HANDLERS: dict[type, list[EventHandler]] = {
 JOB_HANDLERS: dict[str, JobHandler] = {
     simulator.CHARGE: simulator.charge,
     invoice_jobs.OVERDUE_CHECK: invoice_jobs.check_overdue,
+    fanout.DISPATCH: dispatch.dispatch,
 }

@@ -32,6 +32,7 @@ from tenvoice.tenants.auth import idempotency_scope
 from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.routes import router as tenants_router
 from tenvoice.webhooks import models as _webhook_models  # noqa: F401 (on the metadata)
+from tenvoice.webhooks.delivery_routes import router as webhook_deliveries_router
 from tenvoice.webhooks.routes import router as webhook_endpoints_router
 from tenvoice.webhooks.secrets import SecretBox
 
@@ -99,6 +100,7 @@ def create_app(
         webhook_router,
         webhook_endpoints_router,
         hosted_invoices_router,
+        webhook_deliveries_router,
     ):
         app.include_router(router)
     _operations(app)

@@ -15,7 +15,14 @@ from tests.payments.support import pay
 from tests.problems import assert_problem
 from tests.webhooks.test_endpoints import PUBLIC_URL, make_endpoint
 
-ID_PARAMS = ("customer_id", "invoice_id", "payment_id", "endpoint_id", "event_id")
+ID_PARAMS = (
+    "customer_id",
+    "invoice_id",
+    "payment_id",
+    "endpoint_id",
+    "event_id",
+    "delivery_id",
+)
 KNOWN_ROUTES = {
     ("GET", "/api/customers/{customer_id}"),
     ("PATCH", "/api/customers/{customer_id}"),
@@ -35,6 +42,9 @@ KNOWN_ROUTES = {
     ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"),
     ("POST", "/api/webhook-endpoints/{endpoint_id}/test"),
     ("GET", "/api/events/{event_id}"),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries"),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}"),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"),
 }
 # A body valid enough to get past validation, so the answer is about the id. A new route
 # that needs a body gets one here; without it the walk fails with a 422 and says where.
@@ -59,6 +69,8 @@ class Victim:
     payment: dict[str, Any]
     endpoint: dict[str, Any]
     event: dict[str, Any]
+    # The endpoint's delivery of B's test event.
+    delivery_id: str
 
 
 def id_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -92,6 +104,8 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
         f"/api/payments/{victim.payment['id']}",
         f"/api/webhook-endpoints/{victim.endpoint['id']}",
         f"/api/events/{victim.event['id']}",
+        f"/api/webhook-endpoints/{victim.endpoint['id']}/deliveries/{victim.delivery_id}",
+        f"/api/webhook-endpoints/{victim.endpoint['id']}/deliveries",
         "/api/customers",
         "/api/invoices",
         "/api/payments",
@@ -121,6 +135,11 @@ async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     )
     [event] = events.json()["data"]
     return Victim(customer, draft, opened, response.json(), endpoint, event)
+    tested = await client.post(
+        f"/api/webhook-endpoints/{endpoint['id']}/test", headers=tenant_b.headers
+    )
+    assert tested.status_code == 202, tested.text
+    return Victim(customer, draft, opened, response.json(), endpoint, tested.json()["deliveryId"])
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
@@ -147,6 +166,7 @@ async def test_every_id_route_is_404_across_tenants(
         "payment_id": victim.payment["id"],
         "endpoint_id": victim.endpoint["id"],
         "event_id": victim.event["id"],
+        "delivery_id": victim.delivery_id,
     }
     id_sets = [
         {**theirs, "invoice_id": victim.draft["id"]},
@@ -170,6 +190,7 @@ async def test_every_id_route_is_404_across_tenants(
                 "payment_not_found",
                 "webhook_endpoint_not_found",
                 "event_not_found",
+                "webhook_delivery_not_found",
                 "not_found",
             )
             assert victim.customer["name"] not in response.text

@@ -1,4 +1,5 @@
-"""`tenvoice jobs`: what the outbox holds, and every dead job with its last error."""
+"""`tenvoice jobs`: what the outbox holds, webhook deliveries and endpoints by status, and
+every dead job with its last error."""
 
 import uuid
 
@@ -7,6 +8,7 @@ from sqlalchemy import func, select, update
 from tenvoice.config import Settings
 from tenvoice.platform.db import Database, utcnow
 from tenvoice.platform.outbox import JobStatus, OutboxJob
+from tenvoice.webhooks.delivery_queries import webhook_counts
 
 J = OutboxJob
 
@@ -28,14 +30,21 @@ async def report(settings: Settings, retry: str | None) -> int:
                     .limit(50)
                 )
             ).all()
+            webhooks = await webhook_counts(connection)
     finally:
         await db.dispose()
     for status, count in counts:
         print(f"{status:8} {count}")
+    print(f"\nwebhook deliveries: {_by_status(webhooks.deliveries)}")
+    print(f"webhook endpoints: {_by_status(webhooks.endpoints)}")
     for job in dead:
         print(f"\ndead {job.id} {job.kind} tenant={job.tenant_id} attempts={job.attempts}")
         print(f"  at {job.finished_at:%Y-%m-%d %H:%M:%S}Z: {job.last_error}")
     return 0
+
+
+def _by_status(counts: dict[str, int]) -> str:
+    return " ".join(f"{status}={count}" for status, count in counts.items())
 
 
 async def _retry(db: Database, job_id: str) -> int:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,6 +54,12 @@ class JobContext:
     settings: Settings
     http: httpx.AsyncClient
     event_handlers: EventHandlers
+    # Outbound webhooks get a client of their own: no proxy from the environment (each
+    # delivery connects to the address the SSRF guard resolved), no redirects followed.
+    webhook_http: httpx.AsyncClient
+    # How the SSRF guard resolves names (host, port -> addresses); None is the system's.
+    # Tests put a DNS-rebinding one here.
+    resolver: Callable[[str, int], Awaitable[list[str]]] | None = None
 
     @asynccontextmanager
     async def unit_of_work(self, tenant_id: uuid.UUID | None) -> AsyncIterator[UnitOfWork]:
@@ -77,7 +83,11 @@ class Worker:
         self.jobs = jobs
         self._own_http = http is None
         self.context = JobContext(
-            db, settings, http or httpx.AsyncClient(timeout=10.0), event_handlers
+            db,
+            settings,
+            http or httpx.AsyncClient(timeout=10.0),
+            event_handlers,
+            httpx.AsyncClient(timeout=15.0, follow_redirects=False, trust_env=False),
         )
         self.concurrency = settings.worker_concurrency
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
@@ -86,6 +96,7 @@ class Worker:
     async def close(self) -> None:
         if self._own_http:
             await self.context.http.aclose()
+        await self.context.webhook_http.aclose()
 
     # -- the loop ----------------------------------------------------------------------
 

@@ -14,3 +14,8 @@ class TooManyEndpoints(Conflict):
 class EndpointIsDisabled(Conflict):
     code = "webhook_endpoint_disabled"
     title = "The webhook endpoint is disabled"
+
+
+class WebhookDeliveryNotFound(NotFound):
+    code = "webhook_delivery_not_found"
+    title = "Webhook delivery not found"

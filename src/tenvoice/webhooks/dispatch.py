@@ -1,0 +1,386 @@
+"""The `webhook.dispatch` job: one dispatcher at a time sends an endpoint's due deliveries.
+
+The delivery rows are the queue (fanout.py); a dispatch job only says "endpoint X has
+something due". The dispatcher that runs one takes the endpoint's lease, so that first
+attempts go out strictly one after another in event order whichever worker runs them, and
+marks done every other dispatch job of the endpoint that nobody has claimed yet. Retries run
+beside the first attempts (a few at a time) and never hold them back. Each batch's outcomes
+are written in one transaction, which also renews the lease.
+
+A worker killed mid-run leaves its lease to run out; the job comes back after the same time
+and its next run takes the endpoint again. Deliveries sent but not yet recorded are sent
+again, in the same order: at least once, and receivers dedupe on `webhook-id`.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, func, literal_column, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenvoice.config import require_secrets_key
+from tenvoice.events.models import Event
+from tenvoice.platform.db import utcnow
+from tenvoice.platform.ids import uuid7
+from tenvoice.platform.metrics import WEBHOOK_ATTEMPTS
+from tenvoice.platform.outbox import Job, JobStatus, OutboxJob
+from tenvoice.platform.uow import UnitOfWork
+from tenvoice.platform.worker import JobContext
+from tenvoice.webhooks import fanout, retry_policy, sender
+from tenvoice.webhooks.models import (
+    DeliveryStatus,
+    EndpointStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from tenvoice.webhooks.secrets import SecretBox
+
+log = logging.getLogger("tenvoice.webhooks")
+
+D = WebhookDelivery
+E = WebhookEndpoint
+R = TypeVar("R")
+A = TypeVar("A")
+
+# First attempts read (and recorded) per transaction.
+BATCH = 100
+RETRY_CONCURRENCY = 4
+# While only retries are in flight, how often the dispatcher looks for new first attempts.
+IDLE_POLL_SECONDS = 0.25
+_NO_SYNC = {"synchronize_session": False}
+# Written out, not bound: only then may the database use the partial index of pending
+# deliveries (ix_webhook_deliveries_due). With a parameter, SQLite walked every delivery
+# the endpoint ever had, in event order, to find the pending ones.
+_PENDING = D.status == literal_column(f"'{DeliveryStatus.PENDING.value}'")
+
+
+class LeaseLost(Exception):
+    """The endpoint is no longer ours (the lease ran out and another dispatcher took it, or
+    the endpoint is gone): stop, and record nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    id: uuid.UUID
+    attempts: int
+    message: sender.Message
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    delivery: Due
+    outcome: sender.Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    url: str
+    # The current secret, then the previous one while it has not expired.
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one transaction read for the dispatcher to send next."""
+
+    firsts: list[Due] = field(default_factory=list)
+    retries: list[Due] = field(default_factory=list)
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    sent: list[Sent]
+    read_next: bool
+    in_flight: frozenset[uuid.UUID]
+
+
+async def dispatch(job: Job, context: JobContext) -> None:
+    if job.tenant_id is None:
+        raise ValueError("a webhook dispatch job must name its tenant")
+    await Dispatcher(context, job.tenant_id, uuid.UUID(job.payload["endpointId"])).run()
+
+
+class Dispatcher:
+    def __init__(self, context: JobContext, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
+        self.context = context
+        self.tenant_id = tenant_id
+        self.endpoint_id = endpoint_id
+        self.me = uuid7()
+        settings = context.settings
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self.schedule = settings.webhook_retry_schedule
+        self.box = SecretBox(require_secrets_key(settings.secrets_key))
+        self._loop = asyncio.get_running_loop()
+        # The worker cuts a job off when its lease ends; a third of it leaves room for the
+        # attempts in flight (15 s at most each) and the last write.
+        self._deadline = self._loop.time() + settings.worker_lease_seconds / 3
+
+    def out_of_time(self) -> bool:
+        return self._loop.time() >= self._deadline
+
+    async def run(self) -> None:
+        while True:
+            claimed = await self._transaction(self._claim, None)
+            if claimed is None:
+                return  # disabled, or another dispatcher has it and will see our deliveries
+            destination, batch = claimed
+            try:
+                await self._deliver(destination, batch)
+            except LeaseLost:
+                log.warning("endpoint %s: lease lost mid-run, stopping", self.endpoint_id)
+                return
+            if not await self._transaction(self._release, None):
+                return
+            # A change that committed its delivery and dispatch job while we held the lease
+            # found it taken and ended its job: look once more, now that it is free.
+            if not await self._anything_due():
+                return
+            if self.out_of_time():
+                await self._transaction(self._wake_now, None)
+                return
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _deliver(self, destination: Destination, batch: Batch) -> None:
+        in_flight: dict[uuid.UUID, asyncio.Task[Sent]] = {}
+        try:
+            while True:
+                stopping = self.out_of_time() or not batch.enabled
+                if not stopping:
+                    for due in batch.retries:
+                        if len(in_flight) < RETRY_CONCURRENCY and due.id not in in_flight:
+                            in_flight[due.id] = asyncio.create_task(self._send(destination, due))
+                sent: list[Sent] = []
+                if batch.firsts and not stopping:
+                    sent = await self._in_order(destination, batch.firsts)
+                elif in_flight:
+                    await asyncio.wait(
+                        in_flight.values(),
+                        timeout=None if stopping else IDLE_POLL_SECONDS,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                else:
+                    return
+                sent += _finished(in_flight)
+                recording = Recording(sent, read_next=not stopping, in_flight=frozenset(in_flight))
+                batch, verdicts = await self._transaction(self._record, recording)
+                for verdict in verdicts:  # counted once written
+                    WEBHOOK_ATTEMPTS.labels(verdict).inc()
+        finally:
+            for task in in_flight.values():
+                task.cancel()
+
+    async def _in_order(self, destination: Destination, firsts: list[Due]) -> list[Sent]:
+        """First attempts, one after another: the next starts when the previous has ended."""
+        sent: list[Sent] = []
+        for due in firsts:
+            if self.out_of_time():
+                break
+            sent.append(await self._send(destination, due))
+            if sent[-1].outcome.status == retry_policy.GONE:
+                break  # the endpoint is about to be disabled
+        return sent
+
+    async def _send(self, destination: Destination, due: Due) -> Sent:
+        outcome = await sender.send(
+            self.context.webhook_http,
+            destination.url,
+            due.message,
+            destination.secrets,
+            allow_private=self.context.settings.webhook_allow_private,
+            resolver=self.context.resolver,
+        )
+        return Sent(due, outcome)
+
+    # -- transactions --------------------------------------------------------------------
+
+    async def _transaction(self, handler: Callable[[UnitOfWork, A], Awaitable[R]], arg: A) -> R:
+        async with self.context.unit_of_work(self.tenant_id) as uow:
+            return await uow.run(handler, arg)
+
+    async def _claim(self, uow: UnitOfWork, _: None) -> tuple[Destination, Batch] | None:
+        now = utcnow()
+        claimed = (
+            await uow.session.execute(
+                update(E)
+                .where(
+                    E.id == self.endpoint_id,
+                    E.status == EndpointStatus.ENABLED.value,
+                    or_(E.dispatch_lease_until.is_(None), E.dispatch_lease_until < now),
+                )
+                .values(dispatch_owner=self.me, dispatch_lease_until=now + self.lease)
+                .returning(E.url, E.secret, E.previous_secret, E.previous_secret_expires_at)
+                .execution_options(**_NO_SYNC)
+            )
+        ).first()
+        if claimed is None:
+            return None
+        # Before the deliveries are read: every delivery an absorbed job stood for committed
+        # with it, so it is visible to the read below.
+        await uow.session.execute(
+            update(OutboxJob)
+            .where(
+                OutboxJob.dedupe_key == fanout.dispatch_key(self.endpoint_id),
+                # Written out, for ix_outbox_jobs_unclaimed_dedupe (as _PENDING).
+                OutboxJob.status == literal_column(f"'{JobStatus.PENDING.value}'"),
+                OutboxJob.attempts == literal_column("0"),
+                # A wake-up queued for a later retry stays: it is that retry's only trigger.
+                OutboxJob.run_after <= now,
+            )
+            .values(status=JobStatus.DONE.value, finished_at=now, updated_at=now)
+            .execution_options(**_NO_SYNC)
+        )
+        secrets = [self.box.open(claimed.secret, self.tenant_id, self.endpoint_id)]
+        expires = claimed.previous_secret_expires_at
+        if claimed.previous_secret and expires is not None and expires > now:
+            secrets.append(self.box.open(claimed.previous_secret, self.tenant_id, self.endpoint_id))
+        destination = Destination(claimed.url, tuple(secrets))
+        return destination, await self._read(uow.session, now, frozenset(), enabled=True)
+
+    async def _record(self, uow: UnitOfWork, recording: Recording) -> tuple[Batch, list[str]]:
+        now = utcnow()
+        renewed = await uow.session.execute(
+            update(E)
+            .where(E.id == self.endpoint_id, E.dispatch_owner == self.me)
+            .values(dispatch_lease_until=now + self.lease)
+            .returning(E.id)
+            .execution_options(**_NO_SYNC)
+        )
+        if renewed.first() is None:
+            raise LeaseLost
+        endpoint = await uow.session.scalar(select(E).where(E.id == self.endpoint_id))
+        assert endpoint is not None  # the renewal just found it
+        uow.track(endpoint)
+        verdicts = await self._apply(uow, endpoint, recording.sent)
+        if recording.read_next and endpoint.enabled:
+            batch = await self._read(uow.session, now, recording.in_flight, enabled=True)
+        else:
+            batch = Batch(enabled=endpoint.enabled)
+        return batch, verdicts
+
+    async def _apply(
+        self, uow: UnitOfWork, endpoint: WebhookEndpoint, sent: list[Sent]
+    ) -> list[str]:
+        if not sent:
+            return []
+        ids = [each.delivery.id for each in sent]
+        deliveries = {d.id: d for d in await uow.session.scalars(select(D).where(D.id.in_(ids)))}
+        verdicts = []
+        for each in sorted(sent, key=lambda s: s.outcome.at):
+            delivery = deliveries.get(each.delivery.id)
+            if delivery is None:
+                continue  # deleted with its endpoint meanwhile
+            outcome = each.outcome
+            verdict = retry_policy.apply(delivery, endpoint, outcome, self.schedule)
+            uow.session.add(
+                WebhookAttempt(
+                    delivery_id=delivery.id,
+                    number=delivery.attempts,
+                    at=outcome.at,
+                    response_status=outcome.status,
+                    duration_ms=outcome.duration_ms,
+                    error=outcome.error,
+                    response_body=outcome.body,
+                )
+            )
+            if verdict.disable_reason is not None and endpoint.enabled:
+                log.warning("endpoint %s disabled: %s", endpoint.id, verdict.disable_reason)
+                endpoint.disable(verdict.disable_reason, outcome.at)
+            verdicts.append(verdict.outcome)
+        await uow.session.flush()
+        return verdicts
+
+    async def _release(self, uow: UnitOfWork, _: None) -> bool:
+        """Give the endpoint back and queue the wake-up its next retry needs; whether to
+        look for due deliveries once more after the commit."""
+        now = utcnow()
+        released = (
+            await uow.session.execute(
+                update(E)
+                .where(E.id == self.endpoint_id, E.dispatch_owner == self.me)
+                .values(dispatch_owner=None, dispatch_lease_until=None)
+                .returning(E.status, E.wakeup_at)
+                .execution_options(**_NO_SYNC)
+            )
+        ).first()
+        if released is None or released.status != EndpointStatus.ENABLED.value:
+            return False  # a disabled endpoint's deliveries wait for it to be enabled again
+        if await uow.session.scalar(self._due(now).limit(1)) is not None:
+            # Stopped for time with work left: a fresh job carries on.
+            fanout.wake(uow.session, self.tenant_id, self.endpoint_id)
+            return False
+        earliest = await uow.session.scalar(
+            select(func.min(D.next_attempt_at)).where(D.endpoint_id == self.endpoint_id, _PENDING)
+        )
+        if earliest is not None and _wake_needed(released.wakeup_at, earliest, now):
+            fanout.wake(uow.session, self.tenant_id, self.endpoint_id, at=earliest)
+            await uow.session.execute(
+                update(E)
+                .where(E.id == self.endpoint_id)
+                .values(wakeup_at=earliest)
+                .execution_options(**_NO_SYNC)
+            )
+        return True
+
+    async def _wake_now(self, uow: UnitOfWork, _: None) -> None:
+        fanout.wake(uow.session, self.tenant_id, self.endpoint_id)
+
+    async def _anything_due(self) -> bool:
+        async with self.context.db.read(self.tenant_id) as session:
+            return await session.scalar(self._due(utcnow()).limit(1)) is not None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _due(self, now: datetime) -> Select[uuid.UUID]:
+        return select(D.id).where(
+            D.endpoint_id == self.endpoint_id,
+            _PENDING,
+            D.next_attempt_at <= now,
+        )
+
+    async def _read(
+        self, session: AsyncSession, now: datetime, in_flight: frozenset[uuid.UUID], enabled: bool
+    ) -> Batch:
+        due = (
+            select(D.id, D.attempts, D.event_id, Event.event_type, Event.occurred_at, Event.data)
+            .join(Event, and_(Event.tenant_id == D.tenant_id, Event.id == D.event_id))
+            .where(
+                D.endpoint_id == self.endpoint_id,
+                _PENDING,
+                D.next_attempt_at <= now,
+            )
+            # uuid7 ids: event order.
+            .order_by(D.event_id)
+        )
+        firsts = await session.execute(due.where(D.attempts == 0).limit(BATCH))
+        retries: list[Any] = []
+        room = RETRY_CONCURRENCY - len(in_flight)
+        if room > 0:
+            rows = await session.execute(
+                due.where(D.attempts > 0, D.id.not_in(in_flight)).limit(room)
+            )
+            retries = list(rows)
+        return Batch([_due_of(row) for row in firsts], [_due_of(row) for row in retries], enabled)
+
+
+def _due_of(row: Any) -> Due:
+    sent = sender.message(row.event_id, row.event_type, row.occurred_at, row.data)
+    return Due(row.id, row.attempts, sent)
+
+
+def _finished(in_flight: dict[uuid.UUID, asyncio.Task[Sent]]) -> list[Sent]:
+    done = [delivery_id for delivery_id, task in in_flight.items() if task.done()]
+    return [in_flight.pop(delivery_id).result() for delivery_id in done]
+
+
+def _wake_needed(wakeup_at: datetime | None, earliest: datetime, now: datetime) -> bool:
+    """No wake-up is queued for the earliest retry: none at all, one that has already run,
+    or one for later than it."""
+    return wakeup_at is None or wakeup_at < now or wakeup_at > earliest
