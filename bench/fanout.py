@@ -47,6 +47,7 @@ class FanoutResult:
     other_due_jobs: int = 0
     timed_out: bool = False
     worker_cpu_s: list[float] = field(default_factory=list)
+    receiver_cpu_s: float = 0.0
     memory: Memory = field(default_factory=Memory)
 
     @property
@@ -122,6 +123,7 @@ async def _run(
     result: FanoutResult,
 ) -> None:
     cpu_before = [cpu_seconds(w.pid) for w in workers]
+    receiver_before = cpu_seconds(receiver.pid)
     with RssSampler([w.pid for w in workers]) as sampler:
         result.other_due_jobs = await connection.fetchval(
             "SELECT count(*) FROM outbox_jobs WHERE status = 'pending' AND run_after <= now()"
@@ -130,6 +132,7 @@ async def _run(
         await fanout_seed.make_due(connection, endpoints, jobs)
         await _wait_done(connection, receiver, endpoints, result, bench.plan.drain_timeout_s)
     result.worker_cpu_s = [cpu_seconds(w.pid) - b for w, b in zip(workers, cpu_before, strict=True)]
+    result.receiver_cpu_s = cpu_seconds(receiver.pid) - receiver_before
     result.memory = sampler.memory
     await _finish(connection, endpoints, result, started)
     stats = await receiver_stats(receiver)
