@@ -33,6 +33,7 @@ class Plan:
     deep_page: int  # W2b: the page of 50 read by cursor and by OFFSET
     drain_jobs: int
     drain_timeout_s: float
+    fanout_events: int  # W7: each fanned out to 3 endpoints
     w6_tenants: int = 10
 
 
@@ -51,6 +52,7 @@ FULL = Plan(
     deep_page=200,
     drain_jobs=10_000,
     drain_timeout_s=120,
+    fanout_events=3334,
 )
 QUICK = Plan(
     quick=True,
@@ -66,6 +68,7 @@ QUICK = Plan(
     deep_page=100,
     drain_jobs=3_000,
     drain_timeout_s=40,
+    fanout_events=500,
 )
 
 
@@ -104,13 +107,16 @@ class Bench:
 
     def env(self, database_url: str, **settings: str) -> dict[str, str]:
         """The environment of a tenvoice process: ours, minus any TENVOICE_ setting the
-        caller's shell has (the bench runs the defaults, as deployed), plus `settings`."""
+        caller's shell has (the bench runs the defaults, as deployed), plus `settings`.
+        One default differs: webhooks may go to http:// and private addresses, since every
+        endpoint of the bench is a receiver on 127.0.0.1."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TENVOICE_")}
         env |= {
             "TENVOICE_DATABASE_URL": database_url,
             "TENVOICE_ADMIN_KEY": self.admin_key,
             "TENVOICE_GATEWAY_WEBHOOK_SECRET": self.webhook_secret,
             "TENVOICE_SECRETS_KEY": self.secrets_key,
+            "TENVOICE_WEBHOOK_ALLOW_PRIVATE": "true",
         }
         env |= {f"TENVOICE_{k.upper()}": v for k, v in settings.items()}
         return env

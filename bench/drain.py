@@ -8,10 +8,12 @@ makes every job due at once and the clock starts. The drain ends when every job 
 """
 
 import asyncio
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import httpx
@@ -111,17 +113,16 @@ async def _insert(admin_db_url: str, payments: list[PaymentSeed], jobs: int) -> 
     return ids
 
 
-async def _start_workers(bench: Bench, seeded: Seeded, callback: str) -> list[Service]:
+async def start_workers(bench: Bench, seeded: Seeded, name: str, **settings: str) -> list[Service]:
+    """`tenvoice worker` processes, once each has logged that it polls the outbox."""
     workers = []
     for n in range(WORKERS):
         workers.append(
             bench.procs.start(
-                f"w5-worker-{n}",
+                f"{name}-worker-{n}",
                 [str(BIN / "tenvoice"), "worker"],
-                env=bench.env(
-                    seeded.app_url, gateway_latency_ms="0", gateway_callback_url=callback
-                ),
-                log_path=bench.results / "logs" / f"w5-worker-{n}.log",
+                env=bench.env(seeded.app_url, **settings),
+                log_path=bench.results / "logs" / f"{name}-worker-{n}.log",
             )
         )
     for worker in workers:
@@ -129,22 +130,49 @@ async def _start_workers(bench: Bench, seeded: Seeded, callback: str) -> list[Se
     return workers
 
 
+async def start_receiver(
+    bench: Bench,
+    name: str,
+    fail_rate: float,
+    secrets: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Service:
+    """`bench.receiver` (on a free port unless given), once it answers; `secrets` (path ->
+    whsec_ secret) are those whose signatures it checks."""
+    port = port or free_port()
+    env = {**os.environ, "BENCH_RECEIVER_SECRETS": orjson.dumps(secrets or {}).decode()}
+    argv = [sys.executable, "-m", "bench.receiver", "--port", str(port)]
+    receiver = bench.procs.start(
+        name,
+        [*argv, "--fail-rate", str(fail_rate)],
+        env=env,
+        log_path=bench.results / "logs" / f"{name}.log",
+        url=f"http://127.0.0.1:{port}",
+    )
+    await wait_ready(receiver, path="/stats", log_marker=None, within=20)
+    return receiver
+
+
+async def receiver_stats(receiver: Service) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        stats: dict[str, Any] = (await client.get(f"{receiver.url}/stats")).json()
+        return stats
+
+
 async def drain(bench: Bench, seeded: Seeded, payments: list[PaymentSeed]) -> DrainResult:
     plan = bench.plan
     result = DrainResult(jobs=plan.drain_jobs)
     ids = await _insert(seeded.admin_db_url, payments, plan.drain_jobs)
-    port = free_port()
-    receiver = bench.procs.start(
-        "w5-receiver",
-        [sys.executable, "-m", "bench.receiver", "--port", str(port)],
-        env=bench.env(seeded.app_url),
-        log_path=bench.results / "logs" / "w5-receiver.log",
-        url=f"http://127.0.0.1:{port}",
-    )
+    receiver = await start_receiver(bench, "w5-receiver", FAIL_RATE)
     workers: list[Service] = []
     try:
-        await wait_ready(receiver, path="/stats", log_marker=None, within=20)
-        workers = await _start_workers(bench, seeded, f"{receiver.url}/webhooks")
+        workers = await start_workers(
+            bench,
+            seeded,
+            "w5",
+            gateway_latency_ms="0",
+            gateway_callback_url=f"{receiver.url}/webhooks",
+        )
         connection = await asyncpg.connect(seeded.admin_db_url)
         try:
             with RssSampler([w.pid for w in workers]) as sampler:
@@ -161,8 +189,7 @@ async def drain(bench: Bench, seeded: Seeded, payments: list[PaymentSeed]) -> Dr
             await _finish(connection, ids, result, started)
         finally:
             await connection.close()
-        async with httpx.AsyncClient(timeout=5) as client:
-            stats = (await client.get(f"{receiver.url}/stats")).json()
+        stats = await receiver_stats(receiver)
         result.accepted_ids = stats["accepted"]
         result.accepted_total = stats["accepted_total"]
         result.refused = stats["refused"]

@@ -1,7 +1,8 @@
 """W6: the embedded SQLite set-up, on a fresh file, seeded through the HTTP API.
 
-A handful of tenants, each with a key and a customer, is all W1 needs; the admin API makes
-them, as it would on a user's first day.
+A handful of tenants, each with a key, a customer and a webhook endpoint subscribed to
+everything (so that W1 writes its events' deliveries, as on PostgreSQL), is all W1 needs;
+the API makes them, as it would on a user's first day.
 """
 
 import subprocess
@@ -31,7 +32,9 @@ def migrate(bench: Bench, url: str) -> None:
     )
 
 
-async def seed_tenants(bench: Bench, service: Service, count: int) -> list[TenantSeed]:
+async def seed_tenants(
+    bench: Bench, service: Service, count: int, webhook_url: str
+) -> list[TenantSeed]:
     admin = {"Authorization": f"Bearer {bench.admin_key}"}
     tenants = []
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
@@ -40,18 +43,25 @@ async def seed_tenants(bench: Bench, service: Service, count: int) -> list[Tenan
             key = await _post(
                 client, f"/api/tenants/{tenant['id']}/api-keys", {"name": "bench"}, admin
             )
+            tenant_key = {"Authorization": f"Bearer {key['key']}"}
             customer = await _post(
                 client,
                 "/api/customers",
                 {"name": f"Customer {n}", "email": f"customer{n}@example.com"},
-                {"Authorization": f"Bearer {key['key']}"},
+                tenant_key,
+            )
+            await _post(
+                client,
+                "/api/webhook-endpoints",
+                {"url": webhook_url, "enabledEvents": ["*"]},
+                tenant_key,
             )
             tenants.append(TenantSeed(tenant["id"], key["key"], customer["id"], [], 0))
     return tenants
 
 
 async def _post(
-    client: httpx.AsyncClient, path: str, body: dict[str, str], headers: dict[str, str]
+    client: httpx.AsyncClient, path: str, body: dict[str, object], headers: dict[str, str]
 ) -> dict[str, str]:
     response = await client.post(path, json=body, headers=headers)
     response.raise_for_status()

@@ -4,7 +4,9 @@ pgbench scripts cannot hold the seeded keys and ids, so the runner puts them in 
 lookup tables (`bench_pg_*`, numbered from 1) that each script reads inside a statement the
 app sends anyway (`... WHERE key_hash = (SELECT key_hash FROM bench_pg_tenants WHERE n =
 :n)`): same round trips, one extra primary-key probe. New ids come from `bench_uuid7()`,
-time-ordered like the app's uuid7, so inserts land where the app's do in every index.
+time-ordered like the app's uuid7, so inserts land where the app's do in every index;
+`bench_invoice_json()` writes the invoice snapshot W1's events carry, as the JSON text the
+app sends.
 """
 
 import re
@@ -33,6 +35,24 @@ CREATE OR REPLACE FUNCTION bench_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS $
 $$;
 CREATE OR REPLACE FUNCTION bench_tenant() RETURNS uuid LANGUAGE sql STABLE AS $$
   SELECT current_setting('app.tenant_id')::uuid
+$$;
+CREATE OR REPLACE FUNCTION bench_invoice_json(invoice uuid, customer uuid, number bigint)
+RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT format('{"id": "%1$s", "tax": "2.70", "memo": null, "items": ['
+    || '{"id": "%1$s", "tax": "1.10", "total": "11.10", "taxRate": "11", "quantity": "1", '
+    || '"subtotal": "10.00", "unitPrice": "10.00", "description": "Item 0"}, '
+    || '{"id": "%1$s", "tax": "1.10", "total": "11.10", "taxRate": "11", "quantity": "2", '
+    || '"subtotal": "10.00", "unitPrice": "5.00", "description": "Item 1"}, '
+    || '{"id": "%1$s", "tax": "0.50", "total": "5.00", "taxRate": "11", "quantity": "3", '
+    || '"subtotal": "4.50", "unitPrice": "1.50", "description": "Item 2"}], '
+    || '"total": "27.20", "number": "INV-%3$s", "paidAt": null, "sentAt": null, '
+    || '"status": "open", "dueDate": "%4$s", "overdue": false, "currency": "USD", '
+    || '"metadata": {}, "subtotal": "24.50", "voidedAt": null, "amountDue": "27.20", '
+    || '"createdAt": "%5$s", "hostedUrl": null, "issueDate": "%6$s", "updatedAt": "%5$s", '
+    || '"amountPaid": "0.00", "customerId": "%2$s", "finalizedAt": "%5$s", '
+    || '"markedUncollectibleAt": null}',
+    invoice, customer, number, current_date + 30,
+    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), current_date)
 $$;
 """
 

@@ -32,6 +32,8 @@ def render(results: Results, plan: Plan) -> str:
         sections.deep(results),
         sections.webhooks(results),
         sections.drain(results, plan),
+        sections.fanout(results, plan),
+        sections.w1_deliveries(results),
         sections.scale(results),
     ]
     parts += [sections.captures(results), sections.notes(results)]
@@ -170,10 +172,12 @@ def _main_table(results: Results, plan: Plan) -> str:
     for m in _ordered(results):
         if not drain_shown and (m.key == "W6" or "@" in m.key):
             _drain_row(table, results)
+            _fanout_row(table, results)
             drain_shown = True
         _workload_row(table, results, m, plan, ceiling)
     if not drain_shown:
         _drain_row(table, results)
+        _fanout_row(table, results)
     rss_all = [m for m in results.runs.values() if m.memory.peak_rss_mb]
     peak = max((m.memory.max_peak_mb for m in rss_all), default=0.0)
     hwm = max((v for m in rss_all for v in m.memory.hwm_mb.values()), default=0.0)
@@ -254,6 +258,25 @@ def _drain_row(table: Table, results: Results) -> None:
         "-",
         "≥ 500 deliveries/s, nothing lost",
         yes(d.deliveries_per_s >= 500 and d.nothing_lost),
+    )
+
+
+def _fanout_row(table: Table, results: Results) -> None:
+    f = results.fanout
+    if f is None:
+        return
+    table.add(
+        "W7 events to 3 endpoints (2 `tenvoice worker`), deliveries/s",
+        "1M",
+        f"{f.deliveries_per_s:.0f}",
+        "-",
+        f"{f.p99_s:.1f} s to 99%",
+        f"{f.failed} failed, {f.lost} lost, {f.out_of_order} out of order",
+        " / ".join(f"{v:.0f}" for v in f.memory.peak_rss_mb.values()) + " MB",
+        "-",
+        "-",
+        "≥ 1,000 deliveries/s, 0 lost",
+        yes(f.met),
     )
 
 

@@ -121,6 +121,92 @@ def drain(results: Results, plan: Plan) -> str:
     )
 
 
+def fanout(results: Results, plan: Plan) -> str:
+    f = results.fanout
+    if f is None:
+        return ""
+    quick = f" (quick mode: {f.events:,} events, not 3,334)" if plan.quick else ""
+    bulk = 0.99 * f.deliveries / f.p99_s if f.p99_s else 0.0
+    table = Table(
+        "deliveries",
+        "succeeded",
+        "failed",
+        "drain time",
+        "deliveries/s",
+        "to 99% done",
+        "deliveries/s to 99%",
+        "attempts (retries)",
+        "receiver: distinct per endpoint",
+        "lost",
+        "out of order",
+        "worker CPU",
+        "worker RSS",
+        "met?",
+    )
+    per_endpoint = " / ".join(f"{n}" for _, n in sorted(f.per_endpoint.items()))
+    table.add(
+        f"{f.deliveries} ({f.events} events x 3)",
+        f"{f.succeeded}" + (f" ({f.pending} still pending)" if f.pending else ""),
+        f.failed,
+        f"{f.drain_s:.1f} s" + (" (timed out)" if f.timed_out else ""),
+        f"{f.deliveries_per_s:.0f}",
+        f"{f.p99_s:.1f} s",
+        f"{bulk:.0f}",
+        f"{f.attempts} ({f.retries})",
+        per_endpoint or "-",
+        f.lost,
+        f.out_of_order,
+        " / ".join(f"{c:.1f}" for c in f.worker_cpu_s) + " s",
+        " / ".join(f"{v:.0f}" for v in f.memory.peak_rss_mb.values()) + " MB",
+        yes(f.met),
+    )
+    return (
+        f"## W7: events fanned out to 3 webhook endpoints{quick}\n\n"
+        f"{f.events} `invoice.finalized` events of one tenant (`data` with the invoice's "
+        f"snapshot, 3 lines, {f.event_bytes} bytes on average), written as the event log "
+        "writes them with a pending delivery to each of the tenant's 3 endpoints (enabled, "
+        'subscribed to "*") and a `webhook.dispatch` job per endpoint, all made due at once. '
+        "Two `tenvoice worker` processes deliver them to `bench/receiver.py` (one path per "
+        "endpoint, every delivery answered 200). Drain time runs from everything due to the "
+        "answer of the last delivery (the attempts the dispatcher recorded); lost = "
+        "deliveries - distinct (endpoint, webhook-id) pairs the receiver took; out of order = "
+        "first arrivals at an endpoint that came after a later event's. Target: ≥ 1,000 "
+        "deliveries/s, 0 lost.\n\n"
+        + str(table)
+        + f"\nNothing lost: {yes(f.nothing_lost)}. Signatures verified (`standardwebhooks`, "
+        f"one delivery in 20 per endpoint): {f.verified} of {f.sampled} sampled. Dispatch "
+        f"jobs that ran: {f.dispatch_runs} (the rest were absorbed by the run holding the "
+        f"endpoint). Other jobs due when the run began: {f.other_due_jobs}. Worker CPU is "
+        "each worker's user + system time during the run "
+        f"({_per_delivery(sum(f.worker_cpu_s), f.succeeded)} per delivery; the receiver's: "
+        f"{f.receiver_cpu_s:.1f} s): one dispatcher holds an endpoint at a time and sends "
+        "its first attempts one after another, so 3 endpoints keep at most 3 deliveries in "
+        "flight, and in as few as one process.\n"
+    )
+
+
+def _per_delivery(cpu_s: float, deliveries: int) -> str:
+    return f"{1000 * cpu_s / deliveries:.2f} ms" if deliveries else "-"
+
+
+def w1_deliveries(results: Results) -> str:
+    if not results.w1_deliveries:
+        return ""
+    table = Table("database", "when", "endpoints", "deliveries written", "by status")
+    for d in results.w1_deliveries:
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(d.by_status.items()))
+        table.add(d.database, d.moment, d.endpoints, sum(d.by_status.values()), statuses or "-")
+    return (
+        "## W1's webhook deliveries\n\n"
+        'Every tenant W1 picks from has one enabled endpoint subscribed to "*" on a local '
+        "receiver, so each created invoice also writes its 2 events' deliveries and a dispatch "
+        "job, in the request's transaction; the API's in-process worker delivers them meanwhile, "
+        "as deployed (W4's settled payments write theirs too). pgbench's W1 and W4 write "
+        "deliveries that no worker runs. Then the endpoints are disabled and their unrun "
+        "dispatch jobs marked done, so that W5 and W7 measure only their own work.\n\n" + str(table)
+    )
+
+
 def scale(results: Results) -> str:
     table = Table(
         "workload", "p50 10k", "p50 1M", "ratio", "p99 10k", "p99 1M", "ratio", f"≤ {SCALE_LIMIT}×?"

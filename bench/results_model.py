@@ -7,6 +7,7 @@ from typing import Any
 from bench.capture import Capture
 from bench.checks import WebhookCheck
 from bench.drain import DrainResult
+from bench.fanout import FanoutResult
 from bench.limits import PgbenchResult
 from bench.procs import Memory
 from bench.wrk import WrkResult
@@ -58,6 +59,16 @@ class DeepPage:
 
 
 @dataclass
+class EndpointDeliveries:
+    """W1's endpoints (one per tenant) and their deliveries by status at some moment."""
+
+    database: str
+    moment: str
+    endpoints: int
+    by_status: dict[str, int]
+
+
+@dataclass
 class Results:
     quick: bool
     started_at: str
@@ -71,6 +82,8 @@ class Results:
     deep_page: DeepPage | None = None
     webhooks: WebhookCheck | None = None
     drain: DrainResult | None = None
+    fanout: FanoutResult | None = None
+    w1_deliveries: list[EndpointDeliveries] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
@@ -80,4 +93,6 @@ class Results:
             data["webhooks"] = self.webhooks.to_json()
         if self.drain is not None:
             data["drain"] = self.drain.to_json()
+        if self.fanout is not None:
+            data["fanout"] = self.fanout.to_json()
         return data

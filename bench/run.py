@@ -2,10 +2,10 @@
 
 Seeds PostgreSQL, measures the machine's limits (the HTTP ceiling, pgbench of each
 workload's SQL), serves the API as it is deployed (`tenvoice serve --workers 2`), drives it
-with wrk, checks the webhook workload in the database, drains the outbox, repeats the
-latency-sensitive workloads on a 10k-invoice database and on embedded SQLite, and writes
-bench/REPORT.md (raw results, logs and captured SQL go to bench/results/). The stages are
-in bench/stage_*.py; `run` below calls them in order.
+with wrk, checks the webhook workload in the database, drains the outbox, fans events out
+to webhook endpoints, repeats the latency-sensitive workloads on a 10k-invoice database and
+on embedded SQLite, and writes bench/REPORT.md (raw results, logs and captured SQL go to
+bench/results/). The stages are in bench/stage_*.py; `run` below calls them in order.
 """
 
 import argparse
@@ -23,8 +23,9 @@ from bench.measure import guarded
 from bench.results_model import Results
 from bench.stage_api import capture_requests, plan_big, stage_big, stage_small
 from bench.stage_capture import reset_statement_logging, stage_capture
-from bench.stage_drain import stage_drain
+from bench.stage_drain import stage_drain, stage_fanout
 from bench.stage_embedded import stage_embedded
+from bench.stage_endpoints import w1_endpoints
 from bench.stage_limits import stage_ceiling, stage_pgbench
 from bench.stage_seed import seed_database
 from bench.wrk import ensure_wrk
@@ -55,11 +56,16 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
         reuse=args.reuse_seed,
     )
     await guarded(bench, results, "the HTTP ceiling", stage_ceiling(bench, results))
-    big_plan = await guarded(bench, results, "the 1M stage", stage_big(bench, results, big))
+    async with w1_endpoints(bench, results, big) as count_deliveries:
+        big_plan = await guarded(bench, results, "the 1M stage", stage_big(bench, results, big))
+        await count_deliveries("when the API stopped (after W1 and W4)")
+        if big_plan is not None:
+            await guarded(bench, results, "pgbench", stage_pgbench(bench, results, big, big_plan))
     if big_plan is not None:
-        await guarded(bench, results, "pgbench", stage_pgbench(bench, results, big, big_plan))
         await stage_drain(bench, results, big, big_plan.drain)
-    await guarded(bench, results, "the 10k stage", stage_small(bench, results, small))
+    await stage_fanout(bench, results, big)
+    async with w1_endpoints(bench, results, small):
+        await guarded(bench, results, "the 10k stage", stage_small(bench, results, small))
     await guarded(bench, results, "W6", stage_embedded(bench, results))
 
 
@@ -82,7 +88,8 @@ async def capture_only(bench: Bench, results: Results) -> None:
     """`--capture-only`: the SQL of each workload, on the database the last run seeded."""
     big = await _seed_big(bench, results, reuse=True)
     requests, _ = capture_requests(bench, big, await plan_big(bench, results, big))
-    await stage_capture(bench, results, big, requests)
+    async with w1_endpoints(bench, results, big):
+        await stage_capture(bench, results, big, requests)
     for key, c in results.captures.items():
         script = f"  (bench/pgbench/{c.script}: {c.script_statements})" if c.script else ""
         bench.say(f"  {key:<11} {c.statements} statements, {c.round_trips} round trips{script}")

@@ -5,6 +5,7 @@ import asyncio
 
 from bench import embedded
 from bench.context import RESULTS, Bench
+from bench.drain import start_receiver
 from bench.measure import run_create
 from bench.results_model import Results
 
@@ -20,8 +21,14 @@ async def stage_embedded(bench: Bench, results: Results) -> None:
     except Exception as exc:
         results.notes.append(f"W6 could not start: {type(exc).__name__}: {exc}"[:500])
         return
+    receiver = None
     try:
-        tenants = await embedded.seed_tenants(bench, service, bench.plan.w6_tenants)
+        receiver = await start_receiver(bench, "w6-receiver", 0.0)
+        tenants = await embedded.seed_tenants(
+            bench, service, bench.plan.w6_tenants, f"{receiver.url}/w6"
+        )
         await run_create(bench, results, service, tenants, "W6", "SQLite", connections=8)
     finally:
         bench.procs.stop(service)
+        if receiver is not None:
+            bench.procs.stop(receiver)

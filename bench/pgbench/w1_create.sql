@@ -58,6 +58,49 @@ INSERT INTO invoice_items (tenant_id, id, invoice_id, position, description, qua
                            unit_price, tax_rate, subtotal, tax, total)
 VALUES (:t_id, bench_uuid7(), :invoice_id, 2, 'Item 2', 30000, 1500000, 110000, 450, 50, 500);
 \endpipeline
+-- events/log.py: both events, a delivery of each to every enabled endpoint subscribed to
+-- them (each W1 tenant has one, subscribed to "*") and a dispatch job per endpoint, in one
+-- statement. `data` is the event's fields plus the invoice's snapshot (`object`), JSON text
+-- as the app sends it (about 1.4 KB each; bench_invoice_json() in bench/limits.py).
+WITH logged AS
+(INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id, occurred_at,
+                     request_id, actor_type, actor_id, data)
+ VALUES (:t_id, bench_uuid7(), 'invoice.created', 'invoice', :invoice_id, :invoice_id, now(),
+         md5(random()::text), 'api_key', 'bench-key',
+         ('{"total": "27.20", "currency": "USD", "invoiceId": "' || :invoice_id
+          || '", "itemCount": 3, "customerId": "' || :t_id_1 || '", "object": '
+          || bench_invoice_json(:invoice_id, :t_id_1, :last_value) || '}')::jsonb),
+        (:t_id, bench_uuid7(), 'invoice.finalized', 'invoice', :invoice_id, :invoice_id, now(),
+         md5(random()::text), 'api_key', 'bench-key',
+         ('{"total": "27.20", "number": "INV-' || :last_value || '", "dueDate": "'
+          || (current_date + 30) || '", "amountDue": "27.20", "invoiceId": "' || :invoice_id
+          || '", "object": ' || bench_invoice_json(:invoice_id, :t_id_1, :last_value)
+          || '}')::jsonb)
+ RETURNING events.id, events.event_type),
+queued AS
+(INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, event_type, status,
+                                 attempts, next_attempt_at, created_at, updated_at)
+ SELECT :t_id::uuid, gen_random_uuid(), matched.endpoint_id, matched.event_id,
+        matched.event_type, 'pending', 0, now(), now(), now()
+ FROM (SELECT DISTINCT logged.id AS event_id, logged.event_type AS event_type,
+              webhook_subscriptions.endpoint_id AS endpoint_id
+       FROM logged
+       JOIN webhook_subscriptions ON webhook_subscriptions.tenant_id = :t_id::uuid
+            AND (webhook_subscriptions.pattern = logged.event_type
+                 OR webhook_subscriptions.pattern = '*'
+                 OR webhook_subscriptions.pattern = (split_part(logged.event_type, '.', 1) || '.*'))
+       JOIN webhook_endpoints ON webhook_endpoints.tenant_id = webhook_subscriptions.tenant_id
+            AND webhook_endpoints.id = webhook_subscriptions.endpoint_id
+            AND webhook_endpoints.status = 'enabled'
+       WHERE logged.event_type != 'webhook_endpoint.test') AS matched
+ RETURNING webhook_deliveries.endpoint_id)
+INSERT INTO outbox_jobs (id, tenant_id, kind, dedupe_key, payload, status, attempts, run_after,
+                         created_at, updated_at)
+SELECT gen_random_uuid(), :t_id::uuid, 'webhook.dispatch',
+       'webhook.dispatch:' || CAST(woken.endpoint_id AS VARCHAR),
+       jsonb_build_object('endpointId', CAST(woken.endpoint_id AS VARCHAR)), 'pending', 0,
+       now(), now(), now()
+FROM (SELECT DISTINCT queued.endpoint_id AS endpoint_id FROM queued) AS woken;
 -- invoices/commands.py: the public link of a finalized invoice
 INSERT INTO hosted_invoice_links (tenant_id, invoice_id, token_hash, created_at)
 VALUES (:t_id, :invoice_id, md5(random()::text) || md5(random()::text), now());
@@ -67,20 +110,4 @@ INSERT INTO outbox_jobs (id, tenant_id, kind, payload, status, attempts, run_aft
 VALUES (bench_uuid7(), :t_id, 'invoice.overdue_check',
         jsonb_build_object('invoiceId', :invoice_id::text), 'pending', 0,
         (current_date + 31)::timestamptz, NULL, now(), now(), NULL);
--- timeline/handlers.py: invoice.created and invoice.finalized
-\startpipeline
-INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
-                             occurred_at, request_id, actor_type, actor_id, data)
-VALUES (:t_id, bench_uuid7(), 'invoice.created', 'invoice', :invoice_id, :invoice_id, now(),
-        md5(random()::text), 'api_key', 'bench-key',
-        jsonb_build_object('total', '27.20', 'currency', 'USD', 'invoiceId', :invoice_id::text,
-                           'itemCount', 3, 'customerId', :t_id_1::text));
-INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
-                             occurred_at, request_id, actor_type, actor_id, data)
-VALUES (:t_id, bench_uuid7(), 'invoice.finalized', 'invoice', :invoice_id, :invoice_id,
-        now(), md5(random()::text), 'api_key', 'bench-key',
-        jsonb_build_object('total', '27.20', 'number', 'INV-' || :last_value::text,
-                           'dueDate', (current_date + 30)::text, 'amountDue', '27.20',
-                           'invoiceId', :invoice_id::text));
-\endpipeline
 COMMIT;

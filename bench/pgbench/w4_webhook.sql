@@ -50,6 +50,66 @@ SELECT payments.tenant_id, payments.id, payments.invoice_id, payments.amount, pa
 FROM payments
 WHERE payments.id = :payment_id AND payments.tenant_id = :tenant_id
 FOR UPDATE \gset payment_
+-- invoices/queries.py: the invoice's snapshot for the event log (a settled payment's command
+-- loaded no lines)
+SELECT invoices.tenant_id, invoices.id
+FROM invoices
+WHERE invoices.tenant_id = :tenant_id AND invoices.id = :invoice_id;
+SELECT invoice_items.tenant_id, invoice_items.id, invoice_items.invoice_id,
+       invoice_items.position, invoice_items.description, invoice_items.quantity,
+       invoice_items.unit_price, invoice_items.tax_rate, invoice_items.subtotal,
+       invoice_items.tax, invoice_items.total
+FROM invoice_items
+WHERE :tenant_id::uuid = invoice_items.tenant_id AND :invoice_id::uuid = invoice_items.invoice_id
+  AND invoice_items.tenant_id = :tenant_id AND invoice_items.tenant_id = :tenant_id
+  AND invoice_items.tenant_id = :tenant_id
+ORDER BY invoice_items.position;
+-- events/log.py: payment.succeeded and invoice.paid with their snapshots, their deliveries
+-- and dispatch jobs, in one statement (as in w1_create.sql), before the changes are flushed
+WITH logged AS
+(INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id, occurred_at,
+                     request_id, actor_type, actor_id, data)
+ VALUES (:tenant_id, bench_uuid7(), 'payment.succeeded', 'payment', :payment_id, :invoice_id,
+         now(), md5(random()::text), 'gateway', NULL,
+         ('{"amount": "' || :payment_amount || '", "currency": "USD", "invoiceId": "'
+          || :invoice_id || '", "paymentId": "' || :payment_id || '", "gatewayReference": "sim_ch_'
+          || left(md5(:payment_id::text), 24) || '", "object": {"id": "' || :payment_id
+          || '", "amount": "' || :payment_amount || '", "method": "card", '
+          || '"status": "succeeded", "currency": "USD", "failedAt": null, "invoiceId": "'
+          || :invoice_id || '", "attemptedAt": "' || now() || '", "failureCode": null, '
+          || '"succeededAt": "' || now() || '", "failureMessage": null, '
+          || '"gatewayReference": "sim_ch_' || left(md5(:payment_id::text), 24) || '"}}')::jsonb),
+        (:tenant_id, bench_uuid7(), 'invoice.paid', 'invoice', :invoice_id, :invoice_id,
+         now(), md5(random()::text), 'gateway', NULL,
+         ('{"number": "' || :invoice_number || '", "invoiceId": "' || :invoice_id
+          || '", "amountPaid": "' || :invoice_amount_paid || '", "object": '
+          || bench_invoice_json(:invoice_id, :invoice_customer_id, :invoice_number_sort)
+          || '}')::jsonb)
+ RETURNING events.id, events.event_type),
+queued AS
+(INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, event_type, status,
+                                 attempts, next_attempt_at, created_at, updated_at)
+ SELECT :tenant_id::uuid, gen_random_uuid(), matched.endpoint_id, matched.event_id,
+        matched.event_type, 'pending', 0, now(), now(), now()
+ FROM (SELECT DISTINCT logged.id AS event_id, logged.event_type AS event_type,
+              webhook_subscriptions.endpoint_id AS endpoint_id
+       FROM logged
+       JOIN webhook_subscriptions ON webhook_subscriptions.tenant_id = :tenant_id::uuid
+            AND (webhook_subscriptions.pattern = logged.event_type
+                 OR webhook_subscriptions.pattern = '*'
+                 OR webhook_subscriptions.pattern = (split_part(logged.event_type, '.', 1) || '.*'))
+       JOIN webhook_endpoints ON webhook_endpoints.tenant_id = webhook_subscriptions.tenant_id
+            AND webhook_endpoints.id = webhook_subscriptions.endpoint_id
+            AND webhook_endpoints.status = 'enabled'
+       WHERE logged.event_type != 'webhook_endpoint.test') AS matched
+ RETURNING webhook_deliveries.endpoint_id)
+INSERT INTO outbox_jobs (id, tenant_id, kind, dedupe_key, payload, status, attempts, run_after,
+                         created_at, updated_at)
+SELECT gen_random_uuid(), :tenant_id::uuid, 'webhook.dispatch',
+       'webhook.dispatch:' || CAST(woken.endpoint_id AS VARCHAR),
+       jsonb_build_object('endpointId', CAST(woken.endpoint_id AS VARCHAR)), 'pending', 0,
+       now(), now(), now()
+FROM (SELECT DISTINCT queued.endpoint_id AS endpoint_id FROM queued) AS woken;
 UPDATE invoices
 SET status = CASE WHEN invoices.status = 'paid' THEN 'open' ELSE 'paid' END,
     amount_paid = :invoice_amount_paid, amount_pending = :invoice_amount_pending,
@@ -59,20 +119,4 @@ UPDATE payments
 SET status = CASE WHEN payments.status = 'succeeded' THEN 'pending' ELSE 'succeeded' END,
     gateway_reference = 'sim_ch_' || left(md5(:payment_id::text), 24), succeeded_at = now()
 WHERE payments.tenant_id = :tenant_id AND payments.id = :payment_id;
--- timeline/handlers.py: payment.succeeded and invoice.paid
-\startpipeline
-INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
-                             occurred_at, request_id, actor_type, actor_id, data)
-VALUES (:tenant_id, bench_uuid7(), 'payment.succeeded', 'payment', :payment_id, :invoice_id,
-        now(), md5(random()::text), 'gateway', NULL,
-        jsonb_build_object('amount', :payment_amount::text, 'currency', 'USD',
-                           'invoiceId', :invoice_id::text, 'paymentId', :payment_id::text,
-                           'gatewayReference', 'sim_ch_' || left(md5(:payment_id::text), 24)));
-INSERT INTO events (tenant_id, id, event_type, entity_type, entity_id, stream_id,
-                             occurred_at, request_id, actor_type, actor_id, data)
-VALUES (:tenant_id, bench_uuid7(), 'invoice.paid', 'invoice', :invoice_id, :invoice_id,
-        now(), md5(random()::text), 'gateway', NULL,
-        jsonb_build_object('number', :invoice_number::text, 'invoiceId', :invoice_id::text,
-                           'amountPaid', :invoice_amount_paid::text));
-\endpipeline
 COMMIT;
