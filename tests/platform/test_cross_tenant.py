@@ -130,16 +130,16 @@ async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     response = await pay(client, tenant_b, opened["id"], "100", token="tok_pending")
     assert response.status_code == 201, response.text
     endpoint = await make_endpoint(client, tenant_b, enabledEvents=["invoice.*"])
-    events = await client.get(
-        "/api/events", params={"type": "customer.created"}, headers=tenant_b.headers
-    )
-    [event] = events.json()["data"]
-    return Victim(customer, draft, opened, response.json(), endpoint, event)
     tested = await client.post(
         f"/api/webhook-endpoints/{endpoint['id']}/test", headers=tenant_b.headers
     )
     assert tested.status_code == 202, tested.text
-    return Victim(customer, draft, opened, response.json(), endpoint, tested.json()["deliveryId"])
+    events = await client.get(
+        "/api/events", params={"type": "customer.created"}, headers=tenant_b.headers
+    )
+    [event] = events.json()["data"]
+    delivery_id = tested.json()["deliveryId"]
+    return Victim(customer, draft, opened, response.json(), endpoint, event, delivery_id)
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
