@@ -38,7 +38,13 @@ async def test_a_paid_invoice_reaches_the_receiver_verified_with_its_snapshot(
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with (
         serving(Receiver()) as receiver,
-        live_server(settings, db, event_handlers, webhook_retry_schedule=SCHEDULE) as live,
+        live_server(
+            settings,
+            db,
+            event_handlers,
+            webhook_retry_schedule=SCHEDULE,
+            public_base_url="https://pay.example.com",
+        ) as live,
     ):
         tenant = await make_tenant(live.client, admin, "Acme", defaultTaxRate="11")
         endpoint = await register(live.client, tenant, receiver.url(), ["invoice.paid"])
@@ -57,6 +63,10 @@ async def test_a_paid_invoice_reaches_the_receiver_verified_with_its_snapshot(
     snapshot = {k: v for k, v in payload["data"]["object"].items() if k != "hostedUrl"}
     assert snapshot == {k: v for k, v in paid.json().items() if k != "hostedUrl"}
     assert payload["data"]["object"]["status"] == "paid"
+    # With TENVOICE_PUBLIC_BASE_URL the worker knows where customers reach the service, so
+    # the snapshot carries the invoice's public link exactly as GET does.
+    assert payload["data"]["object"] == paid.json()
+    assert paid.json()["hostedUrl"].startswith("https://pay.example.com/hosted/invoices/")
 
 
 async def _received(receiver: Receiver, count: int) -> bool:

@@ -85,22 +85,30 @@ def event_types(patterns: Iterable[str]) -> tuple[str, ...]:
     return tuple(wanted)
 
 
-def present(row: Any, links: HostedLinks) -> EventWire:
-    """An event row in its wire form; an invoice's snapshot gets its public link back.
+def linked_data(row: Any, links: HostedLinks | None) -> dict[str, Any]:
+    """The event's data; an invoice's snapshot gets its public link back.
 
     Snapshots are stored with `hostedUrl: null` so that the log never holds a link token (a
     bearer secret for the customer's page); reading fills it in as GET /api/invoices/{id}
-    does, for every invoice that has been finalized.
+    does, for every invoice that has been finalized. Without `links` (a worker that does not
+    know where customers reach the service) it stays null.
     """
     data: dict[str, Any] = row.data
     snapshot = data.get("object")
     if (
-        row.entity_type == "invoice"
+        links is not None
+        and row.entity_type == "invoice"
         and isinstance(snapshot, dict)
         and snapshot.get("finalizedAt") is not None
     ):
         hosted_url = links.url(row.tenant_id, row.entity_id)
         data = {**data, "object": {**snapshot, "hostedUrl": hosted_url}}
+    return data
+
+
+def present(row: Any, links: HostedLinks) -> EventWire:
+    """An event row in its wire form."""
+    data = linked_data(row, links)
     return {
         "id": str(row.id),
         "eventType": row.event_type,

@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenvoice.config import require_secrets_key
+from tenvoice.config import Settings, require_secrets_key
 from tenvoice.events.models import Event
+from tenvoice.events.queries import linked_data
+from tenvoice.invoices.links import HostedLinks, LinkTokens
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.ids import uuid7
 from tenvoice.platform.metrics import WEBHOOK_ATTEMPTS
@@ -349,7 +351,17 @@ class Dispatcher:
         self, session: AsyncSession, now: datetime, in_flight: frozenset[uuid.UUID], enabled: bool
     ) -> Batch:
         due = (
-            select(D.id, D.attempts, D.event_id, Event.event_type, Event.occurred_at, Event.data)
+            select(
+                D.id,
+                D.attempts,
+                D.event_id,
+                Event.tenant_id,
+                Event.entity_type,
+                Event.entity_id,
+                Event.event_type,
+                Event.occurred_at,
+                Event.data,
+            )
             .join(Event, and_(Event.tenant_id == D.tenant_id, Event.id == D.event_id))
             .where(
                 D.endpoint_id == self.endpoint_id,
@@ -367,11 +379,26 @@ class Dispatcher:
                 due.where(D.attempts > 0, D.id.not_in(in_flight)).limit(room)
             )
             retries = list(rows)
-        return Batch([_due_of(row) for row in firsts], [_due_of(row) for row in retries], enabled)
+        links = _links(self.context.settings)
+        return Batch(
+            [_due_of(row, links) for row in firsts],
+            [_due_of(row, links) for row in retries],
+            enabled,
+        )
 
 
-def _due_of(row: Any) -> Due:
-    sent = sender.message(row.event_id, row.event_type, row.occurred_at, row.data)
+def _links(settings: Settings) -> HostedLinks | None:
+    """Public invoice links for the snapshots webhooks carry. A worker has no request to
+    take the address from, so without TENVOICE_PUBLIC_BASE_URL they stay null."""
+    base, key = settings.public_base_url, settings.secrets_key
+    if not base or not key:
+        return None
+    return HostedLinks(base.rstrip("/"), LinkTokens(key))
+
+
+def _due_of(row: Any, links: HostedLinks | None) -> Due:
+    data = linked_data(row, links)
+    sent = sender.message(row.event_id, row.event_type, row.occurred_at, data)
     return Due(row.id, row.attempts, sent)
 
 
