@@ -2,6 +2,8 @@
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 from sqlalchemy import func, inspect, literal, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +27,15 @@ from tenvoice.webhooks.models import (
 
 D = WebhookDelivery
 E = WebhookEndpoint
-_COLUMNS = [getattr(D, attr.key) for attr in inspect(D).column_attrs]
+
+
+@cache
+def _columns() -> list[Any]:
+    # Read when first queried, not at import: inspecting the mapper configures every mapper,
+    # which fails if a module imports this one before all models are imported.
+    return [getattr(D, attr.key) for attr in inspect(D).column_attrs]
+
+
 NEWEST_FIRST = sorts({"createdAt": SortColumn(D.created_at, "datetime")}, D.id)["-createdAt"]
 
 
@@ -45,7 +55,7 @@ async def list_deliveries(
     session: ReadSession, endpoint_id: uuid.UUID, filters: DeliveryFilters, page: PageRequest
 ) -> Page[DeliveryOut]:
     await _require_endpoint(session, endpoint_id)
-    statement = select(*_COLUMNS).where(D.endpoint_id == endpoint_id)
+    statement = select(*_columns()).where(D.endpoint_id == endpoint_id)
     if filters.statuses:
         statement = statement.where(D.status.in_(filters.statuses))
     if filters.event_types:
@@ -60,7 +70,7 @@ async def get_delivery(
     await _require_endpoint(session, endpoint_id)
     row = (
         await session.execute(
-            select(*_COLUMNS).where(D.id == delivery_id, D.endpoint_id == endpoint_id)
+            select(*_columns()).where(D.id == delivery_id, D.endpoint_id == endpoint_id)
         )
     ).first()
     if row is None:
