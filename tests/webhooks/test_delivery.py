@@ -2,9 +2,10 @@
 (checked by the `standardwebhooks` package), in event order per endpoint, whichever of
 several workers runs the dispatch."""
 
+import asyncio
 import random
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from sqlalchemy import select, update
@@ -18,11 +19,13 @@ from tenvoice.webhooks.secrets import new_secret
 from tests.conftest import TenantHandle
 from tests.live import eventually
 from tests.webhooks.deliveries import (
+    Endpoint,
     add_endpoint,
     attempts,
     deliveries,
     delivery_settings,
     delivery_worker,
+    endpoint_row,
     publish,
     running,
 )
@@ -151,7 +154,8 @@ async def test_a_dispatcher_holding_the_endpoint_keeps_it_and_absorbs_the_waitin
 ) -> None:
     async with serving(Receiver()) as receiver:
         endpoint = await add_endpoint(db, tenant_a.id, receiver.url())
-        held_until = utcnow() + timedelta(minutes=5)
+        # Leased to a dispatcher that will never record anything (its worker died).
+        held_until = utcnow() + timedelta(seconds=1)
         async with db.write(endpoint.tenant_id) as session:
             await session.execute(
                 update(WebhookEndpoint)
@@ -163,35 +167,37 @@ async def test_a_dispatcher_holding_the_endpoint_keeps_it_and_absorbs_the_waitin
         await publish(db, tenant_a.id, [endpoint])
         one_at_a_time = delivery_settings(settings, worker_concurrency=1)
         async with delivery_worker(db, one_at_a_time) as worker:
-            # Both jobs ran, and each found the endpoint taken: nothing was sent.
+            # Both jobs ran, and each found the endpoint taken: nothing was sent, and one
+            # wake-up waits for the lease to run out (the first run queued it, the second
+            # found it queued).
             assert await worker.drain() == 2
             assert receiver.received == []
-            # The other dispatcher's lease ran out (it died): the next job takes over.
-            async with db.write(endpoint.tenant_id) as session:
-                await session.execute(
-                    update(WebhookEndpoint)
-                    .where(WebhookEndpoint.id == endpoint.id)
-                    .values(dispatch_lease_until=utcnow() - timedelta(seconds=1))
-                )
-                await session.commit()
+            waiting = [job for job in await dispatch_jobs(db, endpoint) if job[0] == "pending"]
+            assert waiting == [(JobStatus.PENDING, 0, held_until)]
+            await asyncio.sleep((held_until - utcnow()).total_seconds() + 0.05)
             await publish(db, tenant_a.id, [endpoint])
-            # Three more queued meanwhile: the first run absorbs the others, unclaimed.
+            # Three more queued meanwhile: the first run takes the endpoint over and absorbs
+            # the others, unclaimed, the wake-up among them.
             for _ in range(3):
                 async with db.write(endpoint.tenant_id) as session:
                     fanout.wake(session, endpoint.tenant_id, endpoint.id)
                     await session.commit()
             assert await worker.drain() == 1
     assert len(receiver.received) == 4
-    async with db.lookup() as connection:
-        jobs = (
-            await connection.execute(
-                select(OutboxJob.status, OutboxJob.attempts).where(
-                    OutboxJob.dedupe_key == fanout.dispatch_key(endpoint.id)
-                )
-            )
-        ).all()
-    assert sorted(jobs) == [(JobStatus.DONE, 0)] * 3 + [(JobStatus.DONE, 1)] * 3
+    jobs = [(status, attempts) for status, attempts, _ in await dispatch_jobs(db, endpoint)]
+    assert sorted(jobs) == [(JobStatus.DONE, 0)] * 4 + [(JobStatus.DONE, 1)] * 3
     assert {row.status for row in await deliveries(db, endpoint)} == {"succeeded"}
+    assert (await endpoint_row(db, endpoint)).dispatch_owner is None
+
+
+async def dispatch_jobs(db: Database, endpoint: Endpoint) -> list[tuple[str, int, datetime]]:
+    async with db.lookup() as connection:
+        rows = await connection.execute(
+            select(OutboxJob.status, OutboxJob.attempts, OutboxJob.run_after).where(
+                OutboxJob.dedupe_key == fanout.dispatch_key(endpoint.id)
+            )
+        )
+        return [(row.status, row.attempts, row.run_after) for row in rows]
 
 
 async def test_two_workers_with_events_arriving_meanwhile_send_each_once_in_order(

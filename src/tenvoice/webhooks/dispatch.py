@@ -7,9 +7,11 @@ marks done every other dispatch job of the endpoint that nobody has claimed yet.
 beside the first attempts (a few at a time) and never hold them back. Each batch's outcomes
 are written in one transaction, which also renews the lease.
 
-A worker killed mid-run leaves its lease to run out; the job comes back after the same time
-and its next run takes the endpoint again. Deliveries sent but not yet recorded are sent
-again, in the same order: at least once, and receivers dedupe on `webhook-id`.
+A worker killed mid-run leaves its leases to run out. Its job comes back when the job's lease
+ends; if the endpoint's (renewed with every batch) has not ended yet, that run queues a
+wake-up for when it does, and the next run takes the endpoint. Deliveries sent but not yet
+recorded are sent again, in the same order: at least once, and receivers dedupe on
+`webhook-id`.
 """
 
 import asyncio
@@ -215,7 +217,7 @@ class Dispatcher:
                 .where(
                     E.id == self.endpoint_id,
                     E.status == EndpointStatus.ENABLED.value,
-                    or_(E.dispatch_lease_until.is_(None), E.dispatch_lease_until < now),
+                    or_(E.dispatch_lease_until.is_(None), E.dispatch_lease_until <= now),
                 )
                 .values(dispatch_owner=self.me, dispatch_lease_until=now + self.lease)
                 .returning(E.url, E.secret, E.previous_secret, E.previous_secret_expires_at)
@@ -223,6 +225,7 @@ class Dispatcher:
             )
         ).first()
         if claimed is None:
+            await self._come_back_later(uow, now)
             return None
         # Before the deliveries are read: every delivery an absorbed job stood for committed
         # with it, so it is visible to the read below.
@@ -245,6 +248,32 @@ class Dispatcher:
             secrets.append(self.box.open(claimed.previous_secret, self.tenant_id, self.endpoint_id))
         destination = Destination(claimed.url, tuple(secrets))
         return destination, await self._read(uow.session, now, frozenset(), enabled=True)
+
+    async def _come_back_later(self, uow: UnitOfWork, now: datetime) -> None:
+        """The endpoint is leased to another dispatcher. A live one sends our deliveries too
+        (it looks once more after letting go); one whose worker died never will, and nothing
+        else is queued to run them when its lease runs out (it can end after this job's own
+        lease, which is what brought this job back). So: a wake-up for then, unless one is
+        queued before it."""
+        held = (
+            await uow.session.execute(
+                select(E.status, E.dispatch_lease_until, E.wakeup_at).where(
+                    E.id == self.endpoint_id
+                )
+            )
+        ).first()
+        if held is None or held.status != EndpointStatus.ENABLED.value:
+            return  # gone, or disabled: its deliveries wait for it to be enabled again
+        lease_until = held.dispatch_lease_until
+        if lease_until is None or not _wake_needed(held.wakeup_at, lease_until, now):
+            return
+        fanout.wake(uow.session, self.tenant_id, self.endpoint_id, at=lease_until)
+        await uow.session.execute(
+            update(E)
+            .where(E.id == self.endpoint_id)
+            .values(wakeup_at=lease_until)
+            .execution_options(**_NO_SYNC)
+        )
 
     async def _record(self, uow: UnitOfWork, recording: Recording) -> tuple[Batch, list[str]]:
         now = utcnow()
