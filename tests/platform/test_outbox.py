@@ -455,6 +455,25 @@ async def test_concurrent_claims_never_share_a_job(db: Database, settings: Setti
     assert {row.attempts for row in await all_jobs(db)} == {1}
 
 
+async def test_a_claim_takes_half_of_a_burst_and_leaves_the_rest_to_the_next_worker(
+    db: Database, settings: Settings
+) -> None:
+    ids = await add_jobs(db, "test.record", 3)
+    async with (
+        separate_database(db) as other_db,
+        make_worker(db, settings, {}) as one,
+        make_worker(other_db, settings, {}) as two,
+    ):
+        first = await one.claim(16)
+        second = await two.claim(16)
+        assert [len(first), len(second)] == [2, 1]
+        assert sorted(job.id for job in (*first, *second)) == sorted(ids)
+        # Beyond twice the free slots, a claim fills them all.
+        await add_jobs(db, "test.record", 40)
+        assert len(await one.claim(16)) == 16
+        assert len(await two.claim(16)) == 12  # half of the 24 left
+
+
 async def test_three_running_workers_run_each_of_200_jobs_exactly_once(
     db: Database, settings: Settings
 ) -> None:
@@ -503,8 +522,9 @@ async def test_jobs_finishing_together_share_one_done_update_that_keeps_each_att
             statements.append(statement)
 
     async with make_worker(db, settings, {"test.batch": recording([])}) as worker:
-        claimed = await worker.claim(24)
-        assert len(claimed) == 24
+        claimed: list[Job] = []
+        while len(claimed) < 24:  # half of what is due at each claim
+            claimed += await worker.claim(24)
         # One job's lease is taken over meanwhile: its stale attempt must not be marked done.
         async with db.autocommit() as connection:
             await connection.execute(update(J).where(J.id == ids[0]).values(attempts=2))

@@ -153,16 +153,18 @@ class Worker:
 
     async def claim(self, limit: int) -> list[Job]:
         now = utcnow()
-        due = (
-            select(J.id)
-            .where(
-                J.status == JobStatus.PENDING.value,
-                J.run_after <= now,
-                J.attempts < self.settings.worker_max_attempts,
-            )
-            .order_by(J.run_after)
-            .limit(limit)
+        is_due = (
+            J.status == JobStatus.PENDING.value,
+            J.run_after <= now,
+            J.attempts < self.settings.worker_max_attempts,
         )
+        # Half of what is due (rounded up, counted no further than needed): a burst is
+        # shared with the other workers rather than taken whole by the first one to poll,
+        # which matters for jobs that keep a process busy for seconds (an endpoint's
+        # dispatch). What is left is this worker's again at its next poll.
+        counted = select(J.id).where(*is_due).limit(2 * limit).subquery()
+        share = select((func.count() + 1) // 2).select_from(counted).scalar_subquery()
+        due = select(J.id).where(*is_due).order_by(J.run_after).limit(share)
         if self.db.dialect == "postgresql":
             due = due.with_for_update(skip_locked=True)
         else:
