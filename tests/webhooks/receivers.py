@@ -27,6 +27,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic()
+    client: tuple[str, int] | None = None  # the connection's far end
 
     @property
     def webhook_id(self) -> str:
@@ -76,7 +77,12 @@ class Receiver:
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
         }
         request = Received(
-            scope["path"], scope["query_string"].decode(), headers, body, time.monotonic()
+            scope["path"],
+            scope["query_string"].decode(),
+            headers,
+            body,
+            time.monotonic(),
+            scope.get("client"),
         )
         self.received.append(request)
         reply = self.answer(request)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tenvoice.config import Settings
 from tenvoice.platform import idempotency
 from tenvoice.platform.db import Database, utcnow
+from tenvoice.platform.host_pools import HostPools
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import JOBS
 from tenvoice.platform.outage import Outage
@@ -54,9 +55,9 @@ class JobContext:
     settings: Settings
     http: httpx.AsyncClient
     event_handlers: EventHandlers
-    # Outbound webhooks get a client of their own: no proxy from the environment (each
+    # Outbound webhooks get pools of their own: no proxy from the environment (each
     # delivery connects to the address the SSRF guard resolved), no redirects followed.
-    webhook_http: httpx.AsyncClient
+    webhook_pools: HostPools
     # How the SSRF guard resolves names (host, port -> addresses); None is the system's.
     # Tests put a DNS-rebinding one here.
     resolver: Callable[[str, int], Awaitable[list[str]]] | None = None
@@ -87,7 +88,7 @@ class Worker:
             settings,
             http or httpx.AsyncClient(timeout=10.0),
             event_handlers,
-            httpx.AsyncClient(timeout=15.0, follow_redirects=False, trust_env=False),
+            HostPools(),
         )
         self.concurrency = settings.worker_concurrency
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
@@ -96,7 +97,7 @@ class Worker:
     async def close(self) -> None:
         if self._own_http:
             await self.context.http.aclose()
-        await self.context.webhook_http.aclose()
+        await self.context.webhook_pools.aclose()
 
     # -- the loop ----------------------------------------------------------------------
 

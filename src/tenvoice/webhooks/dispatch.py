@@ -84,7 +84,7 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    url: str
+    route: sender.Route
     # The current secret, then the previous one while it has not expired.
     secrets: tuple[str, ...]
 
@@ -194,12 +194,7 @@ class Dispatcher:
 
     async def _send(self, destination: Destination, due: Due) -> Sent:
         outcome = await sender.send(
-            self.context.webhook_http,
-            destination.url,
-            due.message,
-            destination.secrets,
-            allow_private=self.context.settings.webhook_allow_private,
-            resolver=self.context.resolver,
+            self.context.webhook_pools, destination.route, due.message, destination.secrets
         )
         return Sent(due, outcome)
 
@@ -246,7 +241,12 @@ class Dispatcher:
         expires = claimed.previous_secret_expires_at
         if claimed.previous_secret and expires is not None and expires > now:
             secrets.append(self.box.open(claimed.previous_secret, self.tenant_id, self.endpoint_id))
-        destination = Destination(claimed.url, tuple(secrets))
+        route = sender.Route(
+            claimed.url,
+            allow_private=self.context.settings.webhook_allow_private,
+            resolver=self.context.resolver,
+        )
+        destination = Destination(route, tuple(secrets))
         return destination, await self._read(uow.session, now, frozenset(), enabled=True)
 
     async def _come_back_later(self, uow: UnitOfWork, now: datetime) -> None:

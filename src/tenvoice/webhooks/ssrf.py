@@ -1,9 +1,10 @@
 """The SSRF guard: webhook URLs must reach the public internet, checked when an endpoint is
 saved and again, on the resolved address itself, each time a delivery connects.
 
-A name is resolved once per delivery and the connection goes to that address (the URL's
-host still names the server in Host and TLS SNI), so a name that answers with a public
-address when checked and a private one a moment later (DNS rebinding) gets nowhere.
+A delivery connects to an address the guard has just checked (the URL's host still names
+the server in Host and TLS SNI), never to whatever the name answers at connect time, so a
+name that answers with a public address when checked and a private one a moment later (DNS
+rebinding) gets nowhere.
 """
 
 import asyncio
@@ -38,10 +39,8 @@ class Target:
     url: httpx.URL
     host: str
     address: str
-
-    @property
-    def connect_url(self) -> httpx.URL:
-        return self.url.copy_with(host=self.address)
+    # The URL with the address in place of the name: where the request is sent.
+    connect_url: httpx.URL
 
 
 def is_public(address: IpAddress) -> bool:
@@ -107,7 +106,7 @@ async def resolve(
             if not is_public(ipaddress.ip_address(address.split("%", 1)[0])):
                 named = f"{host} is" if literal is not None else f"{host} resolves to {address},"
                 raise InvalidWebhookUrl(f"The host {named} not a public address.")
-    return Target(url, host, addresses[0])
+    return Target(url, host, addresses[0], url.copy_with(host=addresses[0]))
 
 
 async def check_url(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> str:
