@@ -3,9 +3,11 @@
 The delivery rows are the queue (fanout.py); a dispatch job only says "endpoint X has
 something due". The dispatcher that runs one takes the endpoint's lease, so that first
 attempts go out strictly one after another in event order whichever worker runs them, and
-marks done every other dispatch job of the endpoint that nobody has claimed yet. Retries run
-beside the first attempts (a few at a time) and never hold them back. Each batch's outcomes
-are written in one transaction, which also renews the lease.
+before each read marks done every dispatch job of the endpoint that nobody has claimed yet.
+Retries run beside the first attempts (a few at a time) and never hold them back. Each
+batch's outcomes are written in one transaction, which also renews the lease, reads the next
+batch and, when there is none, gives the endpoint back: a run that sends one delivery costs
+two transactions.
 
 A worker killed mid-run leaves its leases to run out. Its job comes back when the job's lease
 ends; if the endpoint's (renewed with every batch) has not ended yet, that run queues a
@@ -18,7 +20,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -96,6 +98,12 @@ class Batch:
     firsts: list[Due] = field(default_factory=list)
     retries: list[Due] = field(default_factory=list)
     enabled: bool = True
+    # The endpoint was given back in the same transaction: the run is over.
+    released: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.firsts and not self.retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,25 +138,14 @@ class Dispatcher:
         return self._loop.time() >= self._deadline
 
     async def run(self) -> None:
-        while True:
-            claimed = await self._transaction(self._claim, None)
-            if claimed is None:
-                return  # disabled, or another dispatcher has it and will see our deliveries
-            destination, batch = claimed
-            try:
-                await self._deliver(destination, batch)
-            except LeaseLost:
-                log.warning("endpoint %s: lease lost mid-run, stopping", self.endpoint_id)
-                return
-            if not await self._transaction(self._release, None):
-                return
-            # A change that committed its delivery and dispatch job while we held the lease
-            # found it taken and ended its job: look once more, now that it is free.
-            if not await self._anything_due():
-                return
-            if self.out_of_time():
-                await self._transaction(self._wake_now, None)
-                return
+        claimed = await self._transaction(self._claim, None)
+        if claimed is None:
+            return  # nothing due, disabled, or another dispatcher has it
+        destination, batch = claimed
+        try:
+            await self._deliver(destination, batch)
+        except LeaseLost:
+            log.warning("endpoint %s: lease lost mid-run, stopping", self.endpoint_id)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -170,13 +167,15 @@ class Dispatcher:
                         timeout=None if stopping else IDLE_POLL_SECONDS,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
-                else:
-                    return
+                # With nothing sent and nothing in flight, the write below finds the next
+                # batch or, if there is none, gives the endpoint back.
                 sent += _finished(in_flight)
                 recording = Recording(sent, read_next=not stopping, in_flight=frozenset(in_flight))
                 batch, verdicts = await self._transaction(self._record, recording)
                 for verdict in verdicts:  # counted once written
                     WEBHOOK_ATTEMPTS.labels(verdict).inc()
+                if batch.released:
+                    return
         finally:
             for task in in_flight.values():
                 task.cancel()
@@ -222,21 +221,10 @@ class Dispatcher:
         if claimed is None:
             await self._come_back_later(uow, now)
             return None
-        # Before the deliveries are read: every delivery an absorbed job stood for committed
-        # with it, so it is visible to the read below.
-        await uow.session.execute(
-            update(OutboxJob)
-            .where(
-                OutboxJob.dedupe_key == fanout.dispatch_key(self.endpoint_id),
-                # Written out, for ix_outbox_jobs_unclaimed_dedupe (as _PENDING).
-                OutboxJob.status == literal_column(f"'{JobStatus.PENDING.value}'"),
-                OutboxJob.attempts == literal_column("0"),
-                # A wake-up queued for a later retry stays: it is that retry's only trigger.
-                OutboxJob.run_after <= now,
-            )
-            .values(status=JobStatus.DONE.value, finished_at=now, updated_at=now)
-            .execution_options(**_NO_SYNC)
-        )
+        batch = await self._read(uow.session, now, frozenset(), enabled=True)
+        if batch.idle:
+            await self._release(uow, now)
+            return None
         secrets = [self.box.open(claimed.secret, self.tenant_id, self.endpoint_id)]
         expires = claimed.previous_secret_expires_at
         if claimed.previous_secret and expires is not None and expires > now:
@@ -246,8 +234,7 @@ class Dispatcher:
             allow_private=self.context.settings.webhook_allow_private,
             resolver=self.context.resolver,
         )
-        destination = Destination(route, tuple(secrets))
-        return destination, await self._read(uow.session, now, frozenset(), enabled=True)
+        return Destination(route, tuple(secrets)), batch
 
     async def _come_back_later(self, uow: UnitOfWork, now: datetime) -> None:
         """The endpoint is leased to another dispatcher. A live one sends our deliveries too
@@ -294,6 +281,9 @@ class Dispatcher:
             batch = await self._read(uow.session, now, recording.in_flight, enabled=True)
         else:
             batch = Batch(enabled=endpoint.enabled)
+        if batch.idle and not recording.in_flight:
+            await self._release(uow, now)
+            batch = replace(batch, released=True)
         return batch, verdicts
 
     async def _apply(
@@ -328,10 +318,14 @@ class Dispatcher:
         await uow.session.flush()
         return verdicts
 
-    async def _release(self, uow: UnitOfWork, _: None) -> bool:
-        """Give the endpoint back and queue the wake-up its next retry needs; whether to
-        look for due deliveries once more after the commit."""
-        now = utcnow()
+    async def _release(self, uow: UnitOfWork, now: datetime) -> None:
+        """Give the endpoint back and queue the wake-up its next retry needs.
+
+        Nothing is missed by ending here. A change that commits a delivery before this
+        transaction's reads is seen by them (due now: a fresh job carries on; due later: the
+        wake-up below). One that commits after them queues its dispatch job after them too,
+        and that job's run waits on the endpoint row this transaction has locked, then finds
+        it free."""
         released = (
             await uow.session.execute(
                 update(E)
@@ -342,11 +336,12 @@ class Dispatcher:
             )
         ).first()
         if released is None or released.status != EndpointStatus.ENABLED.value:
-            return False  # a disabled endpoint's deliveries wait for it to be enabled again
+            return  # a disabled endpoint's deliveries wait for it to be enabled again
         if await uow.session.scalar(self._due(now).limit(1)) is not None:
-            # Stopped for time with work left: a fresh job carries on.
+            # Stopped for time (or out of room for retries) with work left: a fresh job
+            # carries on.
             fanout.wake(uow.session, self.tenant_id, self.endpoint_id)
-            return False
+            return
         earliest = await uow.session.scalar(
             select(func.min(D.next_attempt_at)).where(D.endpoint_id == self.endpoint_id, _PENDING)
         )
@@ -358,14 +353,6 @@ class Dispatcher:
                 .values(wakeup_at=earliest)
                 .execution_options(**_NO_SYNC)
             )
-        return True
-
-    async def _wake_now(self, uow: UnitOfWork, _: None) -> None:
-        fanout.wake(uow.session, self.tenant_id, self.endpoint_id)
-
-    async def _anything_due(self) -> bool:
-        async with self.context.db.read(self.tenant_id) as session:
-            return await session.scalar(self._due(utcnow()).limit(1)) is not None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -379,6 +366,22 @@ class Dispatcher:
     async def _read(
         self, session: AsyncSession, now: datetime, in_flight: frozenset[uuid.UUID], enabled: bool
     ) -> Batch:
+        """The next batch, after marking done the endpoint's dispatch jobs nobody has claimed:
+        every delivery they stand for committed with them, so the reads below see it, and
+        running them would only find the endpoint taken."""
+        await session.execute(
+            update(OutboxJob)
+            .where(
+                OutboxJob.dedupe_key == fanout.dispatch_key(self.endpoint_id),
+                # Written out, for ix_outbox_jobs_unclaimed_dedupe (as _PENDING).
+                OutboxJob.status == literal_column(f"'{JobStatus.PENDING.value}'"),
+                OutboxJob.attempts == literal_column("0"),
+                # A wake-up queued for a later retry stays: it is that retry's only trigger.
+                OutboxJob.run_after <= now,
+            )
+            .values(status=JobStatus.DONE.value, finished_at=now, updated_at=now)
+            .execution_options(**_NO_SYNC)
+        )
         due = (
             select(
                 D.id,
