@@ -57,10 +57,11 @@ def _run(args: argparse.Namespace) -> int:
         # fraction of what the standard loop's do.
         return uvloop.run(_worker())
     if args.command == "jobs":
+        from tenvoice.handlers import STORED_COUNTS
         from tenvoice.platform.jobs_report import report
 
         preflight.database_ready(get_settings().database_url)
-        return asyncio.run(report(get_settings(), args.retry))
+        return asyncio.run(report(get_settings(), args.retry, STORED_COUNTS))
     return _serve(args.host, args.port, args.workers)
 
 

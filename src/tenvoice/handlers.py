@@ -1,5 +1,6 @@
-"""What runs when each domain event happens, inside the transaction that raised it; and
-which function runs each kind of outbox job, in the worker."""
+"""What runs when each domain event happens, inside the transaction that raised it; which
+function runs each kind of outbox job, in the worker; and which counts the database keeps
+by status are shown to operators."""
 
 from tenvoice.customers import events as customer_events
 from tenvoice.customers.schemas import customer_snapshot
@@ -12,9 +13,11 @@ from tenvoice.invoices.queries import invoice_snapshot
 from tenvoice.payments import events as payment_events
 from tenvoice.payments.schemas import payment_snapshot
 from tenvoice.platform.messages import EventHandler
+from tenvoice.platform.metrics import StoredCounts
 from tenvoice.platform.outbox import JobHandler
 from tenvoice.webhooks import dispatch, fanout
 from tenvoice.webhooks import events as webhook_events
+from tenvoice.webhooks import metrics as webhook_metrics
 from tenvoice.webhooks.schemas import endpoint_snapshot
 
 _LOGGED: list[type] = [
@@ -56,3 +59,6 @@ JOB_HANDLERS: dict[str, JobHandler] = {
     invoice_jobs.OVERDUE_CHECK: invoice_jobs.check_overdue,
     fanout.DISPATCH: dispatch.dispatch,
 }
+
+# Read when /metrics is scraped and printed by `tenvoice jobs`.
+STORED_COUNTS: list[StoredCounts] = [webhook_metrics.STORED]

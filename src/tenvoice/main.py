@@ -12,7 +12,7 @@ from tenvoice import __version__
 from tenvoice.config import Settings, ensure_embedded_secrets, get_settings, require_secrets_key
 from tenvoice.customers.routes import router as customers_router
 from tenvoice.events.routes import router as events_router
-from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS
+from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS, STORED_COUNTS
 from tenvoice.invoices.links import LinkTokens
 from tenvoice.invoices.routes import public_router as hosted_invoices_router
 from tenvoice.invoices.routes import router as invoices_router
@@ -23,7 +23,7 @@ from tenvoice.platform.errors import DatabaseNotMigrated, DatabaseUnreachable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
 from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
-from tenvoice.platform.metrics import MetricsMiddleware, metrics_response
+from tenvoice.platform.metrics import MetricsMiddleware, metrics_route
 from tenvoice.platform.migrate import schema_is_behind
 from tenvoice.platform.schemas import problem_responses
 from tenvoice.platform.strict_input import StrictInputMiddleware
@@ -196,4 +196,4 @@ def _operations(app: FastAPI) -> None:
             )
         return {"status": "ready"}
 
-    app.add_api_route("/metrics", metrics_response, include_in_schema=False)
+    app.add_api_route("/metrics", metrics_route(STORED_COUNTS), include_in_schema=False)

@@ -1,19 +1,20 @@
-"""`tenvoice jobs`: what the outbox holds, webhook deliveries and endpoints by status, and
-every dead job with its last error."""
+"""`tenvoice jobs`: what the outbox holds, the counts features keep by status (webhook
+deliveries and endpoints), and every dead job with its last error."""
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
 
 from tenvoice.config import Settings
 from tenvoice.platform.db import Database, utcnow
+from tenvoice.platform.metrics import StatusCounts, StoredCounts
 from tenvoice.platform.outbox import JobStatus, OutboxJob
-from tenvoice.webhooks.delivery_queries import webhook_counts
 
 J = OutboxJob
 
 
-async def report(settings: Settings, retry: str | None) -> int:
+async def report(settings: Settings, retry: str | None, stored: Sequence[StoredCounts]) -> int:
     db = Database(settings.database_url, pool_size=1)
     try:
         if retry is not None:
@@ -30,13 +31,16 @@ async def report(settings: Settings, retry: str | None) -> int:
                     .limit(50)
                 )
             ).all()
-            webhooks = await webhook_counts(connection)
+            series: StatusCounts = {}
+            for counts_of in stored:
+                series |= await counts_of.read(connection)
     finally:
         await db.dispose()
     for status, count in counts:
         print(f"{status:8} {count}")
-    print(f"\nwebhook deliveries: {_by_status(webhooks.deliveries)}")
-    print(f"webhook endpoints: {_by_status(webhooks.endpoints)}")
+    print()
+    for name, by_status in series.items():
+        print(f"{name}: {_by_status(by_status)}")
     for job in dead:
         print(f"\ndead {job.id} {job.kind} tenant={job.tenant_id} attempts={job.attempts}")
         print(f"  at {job.finished_at:%Y-%m-%d %H:%M:%S}Z: {job.last_error}")

@@ -1,15 +1,16 @@
 """Prometheus metrics: request counts and latency by route template, method and status;
-outbox jobs and webhook attempts by outcome; webhook deliveries and endpoints by status."""
+outbox jobs by outcome; and the counts by status that features keep in the database."""
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from tenvoice.webhooks.delivery_queries import webhook_counts
 
 log = logging.getLogger("tenvoice.metrics")
 
@@ -51,9 +52,28 @@ class MetricsMiddleware:
             LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
 
 
-async def metrics_response(request: Request) -> Response:
-    await _count_webhooks(request)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+# Series name -> status -> rows.
+StatusCounts = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class StoredCounts:
+    """Rows by status that the database holds, not any one process (a feature's deliveries,
+    say), across tenants: read when /metrics is scraped and printed by `tenvoice jobs`.
+    Features declare theirs (tenvoice/handlers.py); the platform names none."""
+
+    read: Callable[[AsyncConnection], Awaitable[StatusCounts]]
+    # Series name -> the gauge it sets, labelled by status.
+    gauges: Mapping[str, Gauge]
+
+
+def metrics_route(stored: Sequence[StoredCounts]) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics_response(request: Request) -> Response:
+        for counts in stored:
+            await _refresh(request, counts)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics_response
 
 
 JOBS = Counter(
@@ -62,31 +82,15 @@ JOBS = Counter(
     ["kind", "outcome"],
 )
 
-WEBHOOK_ATTEMPTS = Counter(
-    "tenvoice_webhook_attempts_total",
-    "Webhook delivery attempts by outcome (succeeded; retry: failed, to be tried again; "
-    "failed: failed for good)",
-    ["outcome"],
-)
-WEBHOOK_DELIVERIES = Gauge(
-    "tenvoice_webhook_deliveries", "Webhook deliveries by status, all tenants", ["status"]
-)
-WEBHOOK_ENDPOINTS = Gauge(
-    "tenvoice_webhook_endpoints", "Webhook endpoints by status, all tenants", ["status"]
-)
 
-
-async def _count_webhooks(request: Request) -> None:
-    """Deliveries and endpoints by status, read when scraped (the database holds them, not
-    any one process)."""
+async def _refresh(request: Request, stored: StoredCounts) -> None:
     try:
         async with request.app.state.db.lookup() as connection:
-            counts = await webhook_counts(connection)
+            counts = await stored.read(connection)
     except Exception as exc:
         # The other metrics are worth serving without these.
-        log.warning("webhook counts unavailable: %s", type(exc).__name__)
+        log.warning("%s unavailable: %s", " and ".join(stored.gauges), type(exc).__name__)
         return
-    for status, count in counts.deliveries.items():
-        WEBHOOK_DELIVERIES.labels(status).set(count)
-    for status, count in counts.endpoints.items():
-        WEBHOOK_ENDPOINTS.labels(status).set(count)
+    for series, by_status in counts.items():
+        for status, count in by_status.items():
+            stored.gauges[series].labels(status).set(count)

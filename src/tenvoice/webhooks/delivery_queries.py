@@ -1,7 +1,7 @@
 """The read side of the delivery log, and the operator's counts across tenants."""
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -89,10 +89,7 @@ async def get_delivery(
     return delivery_detail(row, list(attempts))
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookCounts:
-    deliveries: dict[str, int] = field(default_factory=dict)
-    endpoints: dict[str, int] = field(default_factory=dict)
+DELIVERIES, ENDPOINTS = "webhook deliveries", "webhook endpoints"
 
 
 # PostgreSQL: row-level security keeps a connection with no tenant from every tenant's rows,
@@ -101,7 +98,7 @@ class WebhookCounts:
 _STATS = text("SELECT kind, state, sum(total) FROM webhook_stats() GROUP BY kind, state")
 
 
-async def webhook_counts(connection: AsyncConnection) -> WebhookCounts:
+async def webhook_counts(connection: AsyncConnection) -> dict[str, dict[str, int]]:
     """Deliveries and endpoints by status, across tenants (for operators: `tenvoice jobs`,
     /metrics); every status is present, zero included."""
     if connection.dialect.name == "postgresql":
@@ -112,10 +109,10 @@ async def webhook_counts(connection: AsyncConnection) -> WebhookCounts:
             select(literal("endpoint"), E.status, func.count()).group_by(E.status),
         )
         rows = (await connection.execute(by_status)).all()
-    counts = WebhookCounts(
-        {status.value: 0 for status in DeliveryStatus},
-        {status.value: 0 for status in EndpointStatus},
-    )
+    counts = {
+        DELIVERIES: {status.value: 0 for status in DeliveryStatus},
+        ENDPOINTS: {status.value: 0 for status in EndpointStatus},
+    }
     for kind, status, total in rows:
-        (counts.deliveries if kind == "delivery" else counts.endpoints)[status] = int(total)
+        counts[DELIVERIES if kind == "delivery" else ENDPOINTS][status] = int(total)
     return counts

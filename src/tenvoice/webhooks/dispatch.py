@@ -33,11 +33,11 @@ from tenvoice.events.queries import linked_data
 from tenvoice.invoices.links import HostedLinks, LinkTokens
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.ids import uuid7
-from tenvoice.platform.metrics import WEBHOOK_ATTEMPTS
 from tenvoice.platform.outbox import Job, JobStatus, OutboxJob
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.platform.worker import JobContext
 from tenvoice.webhooks import fanout, retry_policy, sender
+from tenvoice.webhooks.metrics import ATTEMPTS
 from tenvoice.webhooks.models import (
     DeliveryStatus,
     EndpointStatus,
@@ -173,7 +173,7 @@ class Dispatcher:
                 recording = Recording(sent, read_next=not stopping, in_flight=frozenset(in_flight))
                 batch, verdicts = await self._transaction(self._record, recording)
                 for verdict in verdicts:  # counted once written
-                    WEBHOOK_ATTEMPTS.labels(verdict).inc()
+                    ATTEMPTS.labels(verdict).inc()
                 if batch.released:
                     return
         finally:
