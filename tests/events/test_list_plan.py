@@ -1,26 +1,16 @@
 """Each way of reading the event log walks an index led by tenant_id in page order: the
 database reads a page's rows and stops (LIMIT), at any depth, and sorts nothing."""
 
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
 
 from tenvoice.platform.db import Database
 from tests.conftest import TenantHandle, make_customer, make_invoice
 from tests.events.support import list_events
 from tests.invoices.support import act_ok
-
-
-@dataclass(frozen=True)
-class _Explained:
-    body: dict[str, Any]
-    statement: str
-    plan: str
+from tests.plans import Explained, explain_page, has_sort
 
 
 async def _seed(client: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, Any]:
@@ -67,7 +57,7 @@ async def test_a_page_is_one_backward_index_range(
     for page in (first, deep):
         assert f"Index Scan Backward using {index}" in page.plan, page.plan
         assert page.plan.lstrip().startswith("Limit"), page.plan
-        assert not _has_sort(page.plan), page.plan
+        assert not has_sort(page.plan), page.plan
     # The cursor's bound is part of the index range, not a filter over every row: this is
     # why a page at any depth costs what the first one does.
     condition = next(line for line in deep.plan.splitlines() if "Index Cond" in line)
@@ -103,7 +93,7 @@ async def test_several_types_merge_their_index_ranges(
     for page in (first, deep):
         assert page.plan.lstrip().startswith("Limit"), page.plan
         assert "Merge Append" in page.plan, page.plan
-        assert not _has_sort(page.plan), page.plan
+        assert not has_sort(page.plan), page.plan
         scans = [line for line in page.plan.splitlines() if "Index Scan Backward" in line]
         assert scans, page.plan
         assert all("ix_events_tenant_type" in line for line in scans), page.plan
@@ -113,34 +103,6 @@ async def test_several_types_merge_their_index_ranges(
 
 
 async def _plan_of_list(
-    client: httpx.AsyncClient, db: Database, tenant: TenantHandle, params: dict[str, Any]
-) -> _Explained:
-    # Capture the SQL the endpoint really runs, rather than a hand-written look-alike.
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM events" in statement and "LIMIT" in statement:
-            captured.append((statement, parameters))
-
-    engine = db.read_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        body = await list_events(client, tenant, params)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    [(statement, parameters)] = captured
-
-    async with db.read(uuid.UUID(tenant.id)) as session:
-        # A few dozen rows would be read sequentially whatever indexes exist; with sequential
-        # scans priced out, the planner shows which index it can use.
-        await session.execute(text("SET LOCAL enable_seqscan = off"))
-        connection = await session.connection()
-        result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        plan = "\n".join(row[0] for row in result)
-    return _Explained(body, statement, plan)
-
-
-def _has_sort(plan: str) -> bool:
-    """A Sort node (or an Incremental Sort), not the "Sort Key" a Merge Append lists."""
-    nodes = (line.strip().lstrip("-> ").split("  (cost=")[0] for line in plan.splitlines())
-    return any(node.endswith("Sort") for node in nodes)
+    client: httpx.AsyncClient, db: Database, tenant: TenantHandle, params: dict[str, str]
+) -> Explained:
+    return await explain_page(db, tenant.id, "events", list_events(client, tenant, params))

@@ -1,17 +1,12 @@
 """The list query has an index led by tenant_id that serves its filter and its order."""
 
-import uuid
-from dataclasses import dataclass
-from typing import Any
-
 import httpx
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
 
 from tenvoice.platform.db import Database
 from tests.conftest import TenantHandle, make_customer, make_invoice
 from tests.invoices.support import act_ok, list_invoices
+from tests.plans import Explained, explain_page, has_sort
 
 
 @pytest.mark.backend("postgresql")
@@ -40,48 +35,14 @@ async def test_open_invoices_newest_first_use_the_tenant_status_index(
     for page in (first_page, deep_page):
         assert "ix_invoices_tenant_status_created" in page.plan, page.plan
         # The index delivers the order: no separate sort of the matching rows.
-        assert not _has_sort(page.plan), page.plan
+        assert not has_sort(page.plan), page.plan
     # The cursor's (created_at, id) bound is part of the index range, not a filter applied to
     # every row before it: this is why a page at any depth costs what the first one does.
     index_condition = next(line for line in deep_page.plan.splitlines() if "Index Cond" in line)
     assert "ROW(created_at, id) <" in index_condition, deep_page.plan
 
 
-@dataclass(frozen=True)
-class _Explained:
-    body: dict[str, Any]
-    statement: str
-    parameters: Any
-    plan: str
-
-
 async def _plan_of_list(
     client: httpx.AsyncClient, db: Database, tenant: TenantHandle, params: dict[str, str]
-) -> _Explained:
-    # Capture the SQL the endpoint really runs, rather than a hand-written look-alike.
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "FROM invoices" in statement and "LIMIT" in statement:
-            captured.append((statement, parameters))
-
-    engine = db.read_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        body = await list_invoices(client, tenant, params)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    [(statement, parameters)] = captured
-
-    async with db.read(uuid.UUID(tenant.id)) as session:
-        # A dozen rows would be scanned sequentially whatever indexes exist; with sequential
-        # scans priced out, the planner shows which index it can use.
-        await session.execute(text("SET LOCAL enable_seqscan = off"))
-        connection = await session.connection()
-        result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        plan = "\n".join(row[0] for row in result)
-    return _Explained(body, statement, parameters, plan)
-
-
-def _has_sort(plan: str) -> bool:
-    return any(line.strip().lstrip("-> ").startswith("Sort") for line in plan.splitlines())
+) -> Explained:
+    return await explain_page(db, tenant.id, "invoices", list_invoices(client, tenant, params))
