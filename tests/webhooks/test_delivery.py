@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import orjson
+import pytest
 from sqlalchemy import select, update
 
 from tenvoice.config import Settings
@@ -188,6 +189,44 @@ async def test_a_dispatcher_holding_the_endpoint_keeps_it_and_absorbs_the_waitin
     assert sorted(jobs) == [(JobStatus.DONE, 0)] * 4 + [(JobStatus.DONE, 1)] * 3
     assert {row.status for row in await deliveries(db, endpoint)} == {"succeeded"}
     assert (await endpoint_row(db, endpoint)).dispatch_owner is None
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_job_that_meets_the_endpoint_being_given_back_waits_for_it_and_sends(
+    db: Database, settings: Settings, tenant_a: TenantHandle
+) -> None:
+    async with serving(Receiver()) as receiver:
+        endpoint = await add_endpoint(db, tenant_a.id, receiver.url())
+        async with db.write(endpoint.tenant_id) as session:
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == endpoint.id)
+                .values(
+                    dispatch_owner=uuid.uuid4(),
+                    dispatch_lease_until=utcnow() + timedelta(minutes=5),
+                )
+            )
+            await session.commit()
+        # Committed after the holder's last read, so the holder never saw it.
+        await publish(db, tenant_a.id, [endpoint])
+        async with db.write(endpoint.tenant_id) as releasing:
+            await releasing.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == endpoint.id)
+                .values(dispatch_owner=None, dispatch_lease_until=None)
+            )
+            async with delivery_worker(db, delivery_settings(settings)) as worker:
+                drained = asyncio.create_task(worker.drain())
+                await asyncio.sleep(0.3)
+                # The job's run waits for the release to commit...
+                assert not drained.done()
+                await releasing.commit()
+                # ...then takes the endpoint and sends, rather than finding it taken.
+                assert await asyncio.wait_for(drained, 10) == 1
+    assert len(receiver.received) == 1
+    assert {row.status for row in await deliveries(db, endpoint)} == {"succeeded"}
+    waiting = [job for job in await dispatch_jobs(db, endpoint) if job[0] == "pending"]
+    assert waiting == []
 
 
 async def dispatch_jobs(db: Database, endpoint: Endpoint) -> list[tuple[str, int, datetime]]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, literal_column, or_, select, update
+from sqlalchemy import and_, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenvoice.config import Settings, require_secrets_key
@@ -204,55 +204,65 @@ class Dispatcher:
             return await uow.run(handler, arg)
 
     async def _claim(self, uow: UnitOfWork, _: None) -> tuple[Destination, Batch] | None:
-        now = utcnow()
-        claimed = (
+        # A locking read: a dispatcher giving the endpoint back holds its row until it
+        # commits, and this waits for it and then sees it free. A plain conditional UPDATE
+        # would judge the lease by the version before the release, find it taken, and end,
+        # though the release read no delivery committed after its own reads: those would
+        # then have no dispatcher at all.
+        endpoint = (
             await uow.session.execute(
-                update(E)
-                .where(
-                    E.id == self.endpoint_id,
-                    E.status == EndpointStatus.ENABLED.value,
-                    or_(E.dispatch_lease_until.is_(None), E.dispatch_lease_until <= now),
+                select(
+                    E.status,
+                    E.dispatch_lease_until,
+                    E.wakeup_at,
+                    E.url,
+                    E.secret,
+                    E.previous_secret,
+                    E.previous_secret_expires_at,
                 )
-                .values(dispatch_owner=self.me, dispatch_lease_until=now + self.lease)
-                .returning(E.url, E.secret, E.previous_secret, E.previous_secret_expires_at)
-                .execution_options(**_NO_SYNC)
+                .where(E.id == self.endpoint_id)
+                .with_for_update(key_share=True)
             )
         ).first()
-        if claimed is None:
-            await self._come_back_later(uow, now)
+        if endpoint is None or endpoint.status != EndpointStatus.ENABLED.value:
+            return None  # gone, or disabled: its deliveries wait for it to be enabled again
+        now = utcnow()
+        lease_until = endpoint.dispatch_lease_until
+        if lease_until is not None and lease_until > now:
+            await self._come_back_later(uow, now, lease_until, endpoint.wakeup_at)
             return None
+        await uow.session.execute(
+            update(E)
+            .where(E.id == self.endpoint_id)
+            .values(dispatch_owner=self.me, dispatch_lease_until=now + self.lease)
+            .execution_options(**_NO_SYNC)
+        )
         batch = await self._read(uow.session, now, frozenset(), enabled=True)
         if batch.idle:
             await self._release(uow, now)
             return None
-        secrets = [self.box.open(claimed.secret, self.tenant_id, self.endpoint_id)]
-        expires = claimed.previous_secret_expires_at
-        if claimed.previous_secret and expires is not None and expires > now:
-            secrets.append(self.box.open(claimed.previous_secret, self.tenant_id, self.endpoint_id))
+        secrets = [self.box.open(endpoint.secret, self.tenant_id, self.endpoint_id)]
+        expires = endpoint.previous_secret_expires_at
+        if endpoint.previous_secret and expires is not None and expires > now:
+            secrets.append(
+                self.box.open(endpoint.previous_secret, self.tenant_id, self.endpoint_id)
+            )
         route = sender.Route(
-            claimed.url,
+            endpoint.url,
             allow_private=self.context.settings.webhook_allow_private,
             resolver=self.context.resolver,
         )
         return Destination(route, tuple(secrets)), batch
 
-    async def _come_back_later(self, uow: UnitOfWork, now: datetime) -> None:
+    async def _come_back_later(
+        self, uow: UnitOfWork, now: datetime, lease_until: datetime, wakeup_at: datetime | None
+    ) -> None:
         """The endpoint is leased to another dispatcher. A live one sends our deliveries too
-        (it looks once more after letting go); one whose worker died never will, and nothing
-        else is queued to run them when its lease runs out (it can end after this job's own
-        lease, which is what brought this job back). So: a wake-up for then, unless one is
-        queued before it."""
-        held = (
-            await uow.session.execute(
-                select(E.status, E.dispatch_lease_until, E.wakeup_at).where(
-                    E.id == self.endpoint_id
-                )
-            )
-        ).first()
-        if held is None or held.status != EndpointStatus.ENABLED.value:
-            return  # gone, or disabled: its deliveries wait for it to be enabled again
-        lease_until = held.dispatch_lease_until
-        if lease_until is None or not _wake_needed(held.wakeup_at, lease_until, now):
+        (its last read comes after they committed); one whose worker died never will, and
+        nothing else is queued to run them when its lease runs out (it can end after this
+        job's own lease, which is what brought this job back). So: a wake-up for then,
+        unless one is queued before it."""
+        if not _wake_needed(wakeup_at, lease_until, now):
             return
         fanout.wake(uow.session, self.tenant_id, self.endpoint_id, at=lease_until)
         await uow.session.execute(
@@ -337,15 +347,17 @@ class Dispatcher:
         ).first()
         if released is None or released.status != EndpointStatus.ENABLED.value:
             return  # a disabled endpoint's deliveries wait for it to be enabled again
-        if await uow.session.scalar(self._due(now).limit(1)) is not None:
+        earliest = await uow.session.scalar(
+            select(func.min(D.next_attempt_at)).where(D.endpoint_id == self.endpoint_id, _PENDING)
+        )
+        if earliest is None:
+            return
+        if earliest <= now:
             # Stopped for time (or out of room for retries) with work left: a fresh job
             # carries on.
             fanout.wake(uow.session, self.tenant_id, self.endpoint_id)
             return
-        earliest = await uow.session.scalar(
-            select(func.min(D.next_attempt_at)).where(D.endpoint_id == self.endpoint_id, _PENDING)
-        )
-        if earliest is not None and _wake_needed(released.wakeup_at, earliest, now):
+        if _wake_needed(released.wakeup_at, earliest, now):
             fanout.wake(uow.session, self.tenant_id, self.endpoint_id, at=earliest)
             await uow.session.execute(
                 update(E)
@@ -355,13 +367,6 @@ class Dispatcher:
             )
 
     # -- reading -------------------------------------------------------------------------
-
-    def _due(self, now: datetime) -> Select[uuid.UUID]:
-        return select(D.id).where(
-            D.endpoint_id == self.endpoint_id,
-            _PENDING,
-            D.next_attempt_at <= now,
-        )
 
     async def _read(
         self, session: AsyncSession, now: datetime, in_flight: frozenset[uuid.UUID], enabled: bool
