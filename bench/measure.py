@@ -122,12 +122,13 @@ async def run_create(
     key: str,
     label: str,
     connections: int = 16,
+    title: str = "create invoice, 3 items, finalize, random tenant",
 ) -> None:
     await measure(
         bench,
         results,
         service,
-        Measured(key, "create invoice, 3 items, finalize, random tenant", label, connections),
+        Measured(key, title, label, connections),
         "w1_create.lua",
         fixed(wl.create_invoices(tenants, W1_REQUESTS)),
     )

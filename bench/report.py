@@ -77,7 +77,9 @@ def _header(results: Results, plan: Plan) -> str:
         f"Seeding took {total:.0f} s in all (must be < 300 s: {yes(total < 300)}).\n",
         f"Each workload: {plan.warmup_s:.0f} s warm-up (discarded), then {plan.measure_s:.0f} s "
         "measured with `wrk -t2 -c16 --latency` against `tenvoice serve --workers 2` "
-        "(in-process outbox worker on, as deployed); W6 with `-c8` against `tenvoice serve` "
+        "with its outbox worker off (deliveries are written, not sent: W1+ and W7 send them); "
+        "W1+ against the same server as deployed, its in-process worker on; W6 with `-c8` "
+        "against `tenvoice serve` "
         "with its default single worker, as `make run` serves embedded SQLite (a second "
         "process would only wait for the same file's write lock). RSS of each API worker "
         "sampled every 100 ms from /proc.\n",
@@ -107,7 +109,7 @@ def _limits(results: Results) -> str:
     return "## The machine's limits, measured in this run\n\n" + str(table)
 
 
-ORDER = ["W1", "W2", "W2b-first", "W2b-cursor", "W2b-offset", "W3", "W4", "W6"]
+ORDER = ["W1", "W1+", "W2", "W2b-first", "W2b-cursor", "W2b-offset", "W3", "W4", "W6"]
 
 
 def _ordered(results: Results) -> list[Measured]:

@@ -181,7 +181,8 @@ def fanout(results: Results, plan: Plan) -> str:
         f"({_per_delivery(sum(f.worker_cpu_s), f.succeeded)} per delivery; the receiver's: "
         f"{f.receiver_cpu_s:.1f} s): one dispatcher holds an endpoint at a time and sends "
         "its first attempts one after another, so 3 endpoints keep at most 3 deliveries in "
-        "flight, and in as few as one process.\n"
+        "flight; a worker claims half of the jobs due (rounded up), so the 3 dispatch jobs "
+        "made due at once are shared 2 + 1 between the workers.\n"
     )
 
 
@@ -200,10 +201,12 @@ def w1_deliveries(results: Results) -> str:
         "## W1's webhook deliveries\n\n"
         'Every tenant W1 picks from has one enabled endpoint subscribed to "*" on a local '
         "receiver, so each created invoice also writes its 2 events' deliveries and a dispatch "
-        "job, in the request's transaction; the API's in-process worker delivers them meanwhile, "
-        "as deployed (W4's settled payments write theirs too). pgbench's W1 and W4 write "
-        "deliveries that no worker runs. Then the endpoints are disabled and their unrun "
-        "dispatch jobs marked done, so that W5 and W7 measure only their own work.\n\n" + str(table)
+        "job, in the request's transaction (W4's settled payments write theirs too). W1 and W4 "
+        "run with the API's worker off; W1+ serves the API as deployed, its in-process worker "
+        "sending first what W1 and W4 wrote, then W1+'s own deliveries while it runs. "
+        "pgbench's W1 and W4 write deliveries that no worker runs. Then the endpoints are "
+        "disabled and their unrun dispatch jobs marked done, so that W5 and W7 measure only "
+        "their own work.\n\n" + str(table)
     )
 
 

@@ -21,7 +21,13 @@ from bench.database import DEFAULT_ADMIN_URL
 from bench.machine import machine, versions
 from bench.measure import guarded
 from bench.results_model import Results
-from bench.stage_api import capture_requests, plan_big, stage_big, stage_small
+from bench.stage_api import (
+    capture_requests,
+    plan_big,
+    stage_big,
+    stage_delivering,
+    stage_small,
+)
 from bench.stage_capture import reset_statement_logging, stage_capture
 from bench.stage_drain import stage_drain, stage_fanout
 from bench.stage_embedded import stage_embedded
@@ -56,10 +62,11 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
         reuse=args.reuse_seed,
     )
     await guarded(bench, results, "the HTTP ceiling", stage_ceiling(bench, results))
-    async with w1_endpoints(bench, results, big) as count_deliveries:
+    async with w1_endpoints(bench, results, big) as deliveries:
         big_plan = await guarded(bench, results, "the 1M stage", stage_big(bench, results, big))
-        await count_deliveries("when the API stopped (after W1 and W4)")
+        await deliveries.count("when the API stopped (after W1 and W4)")
         if big_plan is not None:
+            await guarded(bench, results, "W1+", stage_delivering(bench, results, big, deliveries))
             await guarded(bench, results, "pgbench", stage_pgbench(bench, results, big, big_plan))
     if big_plan is not None:
         await stage_drain(bench, results, big, big_plan.drain)

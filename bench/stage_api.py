@@ -19,6 +19,7 @@ from bench.measure import SignedWebhooks, fixed, guarded, measure, run_create, r
 from bench.procs import Service
 from bench.results_model import DeepPage, Measured, Results
 from bench.stage_capture import stage_capture
+from bench.stage_endpoints import W1Deliveries
 
 
 @dataclass
@@ -127,8 +128,10 @@ async def stage_big(bench: Bench, results: Results, seeded: Seeded) -> BigPlan:
         bench, results, "the SQL capture", stage_capture(bench, results, seeded, requests)
     )
 
-    bench.say("serving the 1M database: tenvoice serve --workers 2")
-    service = await bench.serve("api-1M", seeded.app_url)
+    bench.say("serving the 1M database: tenvoice serve --workers 2, outbox worker off")
+    # The worker is off: W1 and W4 measure their requests, deliveries written and not sent
+    # (W1+ sends them, with the worker on, and W7 measures sending).
+    service = await bench.serve("api-1M", seeded.app_url, worker="off")
     webhooks = SignedWebhooks(bench.webhook_secret, big.w4[:warm], big.w4[warm:])
     try:
         await run_reads(bench, results, service, seeded, "")
@@ -159,9 +162,34 @@ async def stage_big(bench: Bench, results: Results, seeded: Seeded) -> BigPlan:
     return big
 
 
+async def stage_delivering(
+    bench: Bench, results: Results, seeded: Seeded, deliveries: W1Deliveries
+) -> None:
+    """W1+: W1 again on the API as deployed, its in-process worker on. It first sends what
+    W1 and W4 wrote (all of it, or the report says how much was left), then W1+'s own
+    deliveries while W1+ runs, on the same two cores."""
+    bench.say("serving the 1M database as deployed (worker on): W1's deliveries, then W1+")
+    service = await bench.serve("api-1M-worker", seeded.app_url)
+    try:
+        sent = await deliveries.wait_sent(bench.plan.drain_timeout_s)
+        await deliveries.count("sent by the API's worker before W1+" if sent else "W1+ began")
+        await run_create(
+            bench,
+            results,
+            service,
+            seeded.manifest.tenants,
+            "W1+",
+            seeded.label,
+            title="W1 with its deliveries sent meanwhile (in-process worker on)",
+        )
+    finally:
+        bench.procs.stop(service)
+    await deliveries.count("when W1+ ended")
+
+
 async def stage_small(bench: Bench, results: Results, seeded: Seeded) -> None:
-    bench.say("serving the 10k database: W2, W3, W1")
-    service = await bench.serve("api-10k", seeded.app_url)
+    bench.say("serving the 10k database: W2, W3, W1 (outbox worker off)")
+    service = await bench.serve("api-10k", seeded.app_url, worker="off")
     try:
         await run_reads(bench, results, service, seeded, "@10k")
         await run_create(bench, results, service, seeded.manifest.tenants, "W1@10k", "10k")
