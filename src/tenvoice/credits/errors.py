@@ -1,0 +1,20 @@
+from tenvoice.platform.errors import Conflict, ValidationFailed
+
+
+class InvoiceNotCreditable(Conflict):
+    code = "invoice_not_creditable"
+    title = "Only open, paid or uncollectible invoices take credit notes"
+
+
+class AmountExceedsCreditable(Conflict):
+    code = "amount_exceeds_creditable"
+    title = "The credit note credits more than the invoice has left to credit"
+
+
+class AmountExceedsRefundable(Conflict):
+    code = "amount_exceeds_refundable"
+    title = "The refund is more than the payments can still refund"
+
+
+class CreditNoteAmountsMismatch(ValidationFailed):
+    code = "credit_note_amounts_mismatch"
