@@ -18,3 +18,13 @@ class AmountExceedsRefundable(Conflict):
 
 class CreditNoteAmountsMismatch(ValidationFailed):
     code = "credit_note_amounts_mismatch"
+
+
+class CreditNoteNotVoidable(Conflict):
+    code = "credit_note_not_voidable"
+    title = "The credit note's refunds went through or its credit is spent"
+
+
+class InsufficientBalance(Conflict):
+    code = "insufficient_balance"
+    title = "The customer's balance would go below 0"
