@@ -162,6 +162,16 @@ async def tenant_b(client: httpx.AsyncClient, admin: dict[str, str]) -> TenantHa
     return await make_tenant(client, admin, "Globex", defaultCurrency="EUR", invoicePrefix="GLX")
 
 
+async def get_ok(
+    client: httpx.AsyncClient, tenant: TenantHandle, path: str, params: Any = None
+) -> dict[str, Any]:
+    """GET `path` as the tenant; the JSON body of its 200."""
+    response = await client.get(path, params=params, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def make_customer(
     client: httpx.AsyncClient, tenant: TenantHandle, name: str = "Ada Lovelace", **fields: Any
 ) -> dict[str, Any]:

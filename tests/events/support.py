@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TenantHandle
+from tests.conftest import TenantHandle, get_ok
 from tests.invoices.support import timeline
 
 EVENT_FIELDS = {
@@ -24,10 +24,7 @@ EVENT_FIELDS = {
 async def list_events(
     client: httpx.AsyncClient, tenant: TenantHandle, params: Any = None
 ) -> dict[str, Any]:
-    response = await client.get("/api/events", params=params, headers=tenant.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await get_ok(client, tenant, "/api/events", params)
 
 
 async def all_events(

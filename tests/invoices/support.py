@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TenantHandle, make_invoice
+from tests.conftest import TenantHandle, get_ok, make_invoice
 
 ACTIONS = ("finalize", "send", "void", "mark-uncollectible")
 STATUSES = ("draft", "open", "paid", "void", "uncollectible")
@@ -75,10 +75,7 @@ async def invoice_in(
 async def list_invoices(
     client: httpx.AsyncClient, tenant: TenantHandle, params: Any = None
 ) -> dict[str, Any]:
-    response = await client.get("/api/invoices", params=params, headers=tenant.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await get_ok(client, tenant, "/api/invoices", params)
 
 
 async def listed_ids(

@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TenantHandle, make_customer, make_invoice
+from tests.conftest import TenantHandle, get_ok, make_customer, make_invoice
 
 
 async def pay(
@@ -33,7 +33,4 @@ async def open_invoice(
 
 
 async def fetch(client: httpx.AsyncClient, tenant: TenantHandle, path: str) -> dict[str, Any]:
-    response = await client.get(path, headers=tenant.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await get_ok(client, tenant, path)

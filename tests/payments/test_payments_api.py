@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tenvoice.gateway.signing import sign
-from tests.conftest import WEBHOOK_SECRET, TenantHandle, make_customer, make_invoice
+from tests.conftest import WEBHOOK_SECRET, TenantHandle, get_ok, make_customer, make_invoice
 from tests.invoices.support import act, act_ok, fetch, invoice_in, item, timeline
 from tests.payments.support import pay
 from tests.problems import assert_problem, error_fields
@@ -72,10 +72,7 @@ def created(response: httpx.Response) -> dict[str, Any]:
 async def list_payments(
     client: httpx.AsyncClient, tenant: TenantHandle, params: Any = None
 ) -> dict[str, Any]:
-    response = await client.get("/api/payments", params=params, headers=tenant.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return await get_ok(client, tenant, "/api/payments", params)
 
 
 async def listed_ids(
