@@ -2,11 +2,13 @@
 function runs each kind of outbox job, in the worker; and which counts the database keeps
 by status are shown to operators."""
 
+from tenvoice.credits import events as credit_events
+from tenvoice.credits.queries import credit_note_snapshot, refund_snapshot
 from tenvoice.customers import events as customer_events
 from tenvoice.customers.schemas import customer_snapshot
 from tenvoice.events.handlers import Snapshot, event_logger
 from tenvoice.gateway import simulator
-from tenvoice.gateway.handlers import request_charge
+from tenvoice.gateway.handlers import request_charge, request_refund
 from tenvoice.invoices import events as invoice_events
 from tenvoice.invoices import jobs as invoice_jobs
 from tenvoice.invoices.queries import invoice_snapshot
@@ -36,6 +38,12 @@ _LOGGED: list[type] = [
     payment_events.PaymentAttempted,
     payment_events.PaymentSucceeded,
     payment_events.PaymentFailed,
+    credit_events.CreditNoteCreated,
+    credit_events.CreditNoteVoided,
+    credit_events.RefundCreated,
+    credit_events.RefundSucceeded,
+    credit_events.RefundFailed,
+    credit_events.CustomerBalanceChanged,
     webhook_events.WebhookEndpointDisabled,
 ]
 
@@ -44,6 +52,8 @@ SNAPSHOTS: dict[str, Snapshot] = {
     "customer": customer_snapshot,
     "invoice": invoice_snapshot,
     "payment": payment_snapshot,
+    "credit_note": credit_note_snapshot,
+    "refund": refund_snapshot,
     "webhook_endpoint": endpoint_snapshot,
 }
 log_event = event_logger(SNAPSHOTS)
@@ -52,10 +62,12 @@ EVENT_HANDLERS: dict[type, list[EventHandler]] = {
     **{event: [log_event] for event in _LOGGED},
     invoice_events.InvoiceFinalized: [log_event, invoice_jobs.schedule_overdue_check],
     payment_events.ChargeRequested: [request_charge],
+    credit_events.RefundRequested: [request_refund],
 }
 
 JOB_HANDLERS: dict[str, JobHandler] = {
     simulator.CHARGE: simulator.charge,
+    simulator.REFUND: simulator.refund,
     invoice_jobs.OVERDUE_CHECK: invoice_jobs.check_overdue,
     fanout.DISPATCH: dispatch.dispatch,
 }

@@ -10,6 +10,9 @@ from sqlalchemy import inspect, text
 
 from tenvoice import __version__
 from tenvoice.config import Settings, ensure_embedded_secrets, get_settings, require_secrets_key
+from tenvoice.credits.routes import balances as balance_transactions_router
+from tenvoice.credits.routes import credit_notes as credit_notes_router
+from tenvoice.credits.routes import refunds_router
 from tenvoice.customers.routes import router as customers_router
 from tenvoice.events.routes import router as events_router
 from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS, STORED_COUNTS
@@ -101,6 +104,9 @@ def create_app(
         webhook_endpoints_router,
         hosted_invoices_router,
         webhook_deliveries_router,
+        credit_notes_router,
+        refunds_router,
+        balance_transactions_router,
     ):
         app.include_router(router)
     _operations(app)

@@ -351,6 +351,7 @@ async def test_timeline_tells_the_flow_in_order(live: LiveServer, tenant: Tenant
         "invoiceId": invoice["id"],
         "number": invoice["number"],
         "amountPaid": TOTAL,
+        "paidOutOfBand": False,
     }
     assert events[0]["data"]["total"] == TOTAL
     assert (events[1]["data"]["total"], events[1]["data"]["amountDue"]) == (TOTAL, TOTAL)

@@ -19,6 +19,8 @@ class EntryType(StrEnum):
     APPLIED_TO_INVOICE = "applied_to_invoice"
     ADJUSTMENT = "adjustment"
     CREDIT_NOTE_VOIDED = "credit_note_voided"
+    # A voided invoice gives back the credit it took (Stripe's unapplied_from_invoice).
+    UNAPPLIED_FROM_INVOICE = "unapplied_from_invoice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,11 @@ class Balance:
         if applied <= 0:
             return self, None
         return self._entry(EntryType.APPLIED_TO_INVOICE, -applied)
+
+    def unapply_from_invoice(self, applied: int) -> tuple["Balance", Entry]:
+        if applied <= 0:
+            raise ValueError("an invoice gives back a positive amount")
+        return self._entry(EntryType.UNAPPLIED_FROM_INVOICE, applied)
 
     def adjust(self, amount: int) -> tuple["Balance", Entry]:
         if amount == 0:

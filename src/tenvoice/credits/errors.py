@@ -1,4 +1,4 @@
-from tenvoice.platform.errors import Conflict, ValidationFailed
+from tenvoice.platform.errors import Conflict, NotFound, ValidationFailed
 
 
 class InvoiceNotCreditable(Conflict):
@@ -28,3 +28,23 @@ class CreditNoteNotVoidable(Conflict):
 class InsufficientBalance(Conflict):
     code = "insufficient_balance"
     title = "The customer's balance would go below 0"
+
+
+class InvalidRefundTransition(Conflict):
+    code = "invalid_refund_transition"
+    title = "The refund cannot make that change"
+
+
+class CreditNoteNotFound(NotFound):
+    code = "credit_note_not_found"
+    title = "Credit note not found"
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+    title = "Refund not found"
+
+
+class PaymentNotRefundable(Conflict):
+    code = "payment_not_refundable"
+    title = "Only succeeded payments can be refunded"

@@ -2,9 +2,10 @@ import uuid
 
 from sqlalchemy import Select, or_, select
 
+from tenvoice.credits.queries import balances_of
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
-from tenvoice.customers.schemas import CustomerOut
+from tenvoice.customers.schemas import CustomerOut, customer_out
 from tenvoice.platform.db import ReadSession
 from tenvoice.platform.pagination import Page, PageRequest, SortColumn, paginate, sorts
 from tenvoice.platform.sql import contains
@@ -16,7 +17,7 @@ _COLUMNS = (
     Customer.email,
     Customer.phone,
     Customer.address,
-    Customer.metadata_.label("metadata"),
+    Customer.metadata_.label("metadata_"),
     Customer.created_at,
     Customer.updated_at,
 )
@@ -30,7 +31,8 @@ async def get_customer(session: ReadSession, customer_id: uuid.UUID) -> Customer
     row = (await session.execute(_live().where(Customer.id == customer_id))).first()
     if row is None:
         raise CustomerNotFound(f"No customer {customer_id}.")
-    return CustomerOut.model_validate(row._mapping)
+    balances = await balances_of(session, [customer_id])
+    return customer_out(row, balances.get(customer_id))
 
 
 async def list_customers(
@@ -42,7 +44,8 @@ async def list_customers(
             or_(contains(Customer.name, search), contains(Customer.email, search))
         )
     result = await paginate(session, statement, _SORT, page)
+    balances = await balances_of(session, [row.id for row in result.rows])
     return Page(
-        data=[CustomerOut.model_validate(row._mapping) for row in result.rows],
+        data=[customer_out(row, balances.get(row.id)) for row in result.rows],
         pagination=result.pagination,
     )

@@ -4,6 +4,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from tenvoice.api import Paging, PublicLinks, TenantReader, TenantUow
+from tenvoice.credits.queries import balances_of
 from tenvoice.customers import commands, queries
 from tenvoice.customers.schemas import (
     CustomerCreate,
@@ -16,6 +17,7 @@ from tenvoice.events import queries as timeline
 from tenvoice.events.schemas import Timeline
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import problem_responses
+from tenvoice.platform.uow import UnitOfWork
 
 router = APIRouter(
     prefix="/api/customers",
@@ -58,7 +60,14 @@ async def update_customer(customer_id: UUID, body: CustomerPatch, uow: TenantUow
     if "metadata" in changes:
         changes["metadata_"] = changes.pop("metadata")
     command = commands.UpdateCustomer(customer_id, changes)
-    return customer_out(await uow.run(commands.update_customer, command))
+    return await uow.run(_updated, command)
+
+
+async def _updated(uow: UnitOfWork, command: commands.UpdateCustomer) -> CustomerOut:
+    """The update, answered with the customer's balances as the same transaction saw them."""
+    customer = await commands.update_customer(uow, command)
+    balances = await balances_of(uow.session, [customer.id])
+    return customer_out(customer, balances.get(customer.id))
 
 
 @router.delete("/{customer_id}", status_code=204)

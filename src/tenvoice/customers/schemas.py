@@ -3,7 +3,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenvoice.credits.queries import balances_of
+from tenvoice.credits.schemas import balances_view
 from tenvoice.platform.schemas import NOT_BLANK, Email, InputModel, Metadata, OutputModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
@@ -51,6 +54,8 @@ class CustomerOut(OutputModel):
     phone: str | None
     address: dict[str, Any] | None
     metadata: dict[str, str]
+    # Credit owed to the customer, by currency (API.md: Customer balance).
+    balances: dict[str, str]
     created_at: datetime
     updated_at: datetime
 
@@ -60,7 +65,7 @@ def address_value(address: Address | None) -> dict[str, Any] | None:
     return None if address is None else address.model_dump(by_alias=True)
 
 
-def customer_out(customer: Any) -> CustomerOut:
+def customer_out(customer: Any, balances: dict[str, int] | None = None) -> CustomerOut:
     """The wire form of the aggregate (or of anything with its attributes)."""
     return CustomerOut(
         id=customer.id,
@@ -69,10 +74,12 @@ def customer_out(customer: Any) -> CustomerOut:
         phone=customer.phone,
         address=customer.address,
         metadata=customer.metadata_,
+        balances=balances_view(balances or {}),
         created_at=customer.created_at,
         updated_at=customer.updated_at,
     )
 
 
-async def customer_snapshot(customer: Any, _session: object) -> dict[str, Any]:
-    return customer_out(customer).model_dump(mode="json", by_alias=True)
+async def customer_snapshot(customer: Any, session: AsyncSession) -> dict[str, Any]:
+    balances = await balances_of(session, [customer.id])
+    return customer_out(customer, balances.get(customer.id)).model_dump(mode="json", by_alias=True)

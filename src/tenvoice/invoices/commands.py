@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import ScalarSelect, and_, select
 from sqlalchemy.orm import selectinload
 
+from tenvoice.credits import ledger
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
-from tenvoice.invoices.errors import CustomerDeleted, InvoiceNotFound
+from tenvoice.invoices.errors import CustomerDeleted, InvalidInvoiceTransition, InvoiceNotFound
 from tenvoice.invoices.links import LinkTokens
 from tenvoice.invoices.models import (
     HostedInvoiceLink,
@@ -195,7 +196,15 @@ async def send_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
 
 async def void_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
     invoice = await load_invoice(uow, command.invoice_id)
-    invoice.void(utcnow())
+    if await ledger.has_issued_credit_notes(uow, invoice.id):
+        # Its credit notes moved money (refunds, credit) that a void would not take back.
+        raise InvalidInvoiceTransition("The invoice has credit notes; void them first.")
+    now = utcnow()
+    invoice.void(now)
+    # The customer's credit it took goes back to the customer (as Stripe does).
+    await ledger.give_back_from_invoice(
+        uow, invoice.customer_id, invoice.currency, invoice.id, invoice.applied_balance, now
+    )
     return invoice
 
 
@@ -219,7 +228,12 @@ async def _finalize(
         raise CustomerDeleted("Its customer was deleted; change the customer first.")
     now = utcnow()
     sequence = await _next_in_sequence(uow, tenant.id, now.year)
-    invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", now)
+    # After the counter: the balance row is locked last, as every command that takes it
+    # locks it after its invoice.
+    applied = await ledger.apply_to_new_invoice(
+        uow, customer.id, invoice.currency, invoice.id, invoice.total, now
+    )
+    invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", now, applied)
     # The link references the invoice, which may still be pending (create with finalize);
     # the unit of work orders inserts only along relationships, so the invoice goes first
     # (and only then has the id its token is derived from).

@@ -73,6 +73,8 @@ class InvoicePaid(_InvoiceEvent):
     event_type: ClassVar[str] = "invoice.paid"
     number: str
     amount_paid: str
+    # Settled by a credit note, not by payments.
+    paid_out_of_band: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -139,6 +139,14 @@ class Invoice(TenantOwned, EventRecorder, Base):
     # Payments sent to the gateway and not yet answered: reserved against the balance so
     # that concurrent attempts can never add up to more than is owed.
     amount_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The pre-payment parts of its issued credit notes: what they took off what is owed.
+    credited_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Refunds pending or made of its payments (never lowers amount_paid).
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The customer's credit it took when finalized.
+    applied_balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Settled by a credit note rather than by payments.
+    paid_out_of_band: Mapped[bool] = mapped_column(default=False)
     memo: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -177,6 +185,10 @@ class Invoice(TenantOwned, EventRecorder, Base):
             due_date=due_date,
             amount_paid=0,
             amount_pending=0,
+            credited_amount=0,
+            amount_refunded=0,
+            applied_balance=0,
+            paid_out_of_band=False,
             memo=memo,
             metadata_=metadata,
             created_at=now,
@@ -196,7 +208,7 @@ class Invoice(TenantOwned, EventRecorder, Base):
 
     @property
     def amount_due(self) -> int:
-        return amount_due(self.status, self.total, self.amount_paid)
+        return amount_due(self)
 
     def money(self, minor: int) -> str:
         return format_minor(minor, self.currency)
@@ -265,8 +277,12 @@ class Invoice(TenantOwned, EventRecorder, Base):
 
     # -- the status machine ------------------------------------------------------------
 
-    def finalize(self, number: str, at: datetime) -> None:
+    def finalize(self, number: str, at: datetime, applied_balance: int = 0) -> None:
+        """Issue the invoice; `applied_balance` (at most its total) is the customer's credit
+        it takes, which lowers what is owed."""
+        assert 0 <= applied_balance <= self.total
         self._move(S.OPEN, "finalize")
+        self.applied_balance = applied_balance
         self.number = number
         self.number_sort = number_sort_key(number)
         self.finalized_at = self.updated_at = at
@@ -354,11 +370,43 @@ class Invoice(TenantOwned, EventRecorder, Base):
         self.amount_pending -= amount
         self.updated_at = at
 
-    def _settle(self, at: datetime) -> None:
+    # -- credit notes and refunds -------------------------------------------------------
+
+    def credit(self, pre_payment: int, at: datetime) -> None:
+        """A credit note took `pre_payment` off what is owed: the invoice is settled by it
+        if nothing is left (API.md: paidOutOfBand)."""
+        assert 0 <= pre_payment <= self.amount_due - self.amount_pending
+        if pre_payment == 0:
+            return
+        self.credited_amount += pre_payment
+        self.updated_at = at
+        if self.amount_due == 0:
+            self._settle(at, out_of_band=True)
+
+    def uncredit(self, pre_payment: int, at: datetime) -> None:
+        """A voided credit note gives back what it took off; never on a settled invoice (the
+        credit note refuses to be voided first)."""
+        assert self.status in UNPAID_STATUSES or pre_payment == 0
+        self.credited_amount -= pre_payment
+        self.updated_at = at
+
+    def take_refund(self, amount: int, at: datetime) -> None:
+        self.amount_refunded += amount
+        self.updated_at = at
+
+    def give_back_refund(self, amount: int, at: datetime) -> None:
+        """A refund failed: its amount is no longer counted as refunded."""
+        self.amount_refunded -= amount
+        self.updated_at = at
+
+    def _settle(self, at: datetime, *, out_of_band: bool = False) -> None:
         self._move(S.PAID, "pay")
         self.paid_at = self.updated_at = at
+        self.paid_out_of_band = out_of_band
         assert self.number is not None
-        self.record(events.InvoicePaid(self.id, self.number, self.money(self.amount_paid)))
+        self.record(
+            events.InvoicePaid(self.id, self.number, self.money(self.amount_paid), out_of_band)
+        )
 
     def check_transition(self, target: InvoiceStatus, action: str) -> None:
         current = InvoiceStatus(self.status)
@@ -426,11 +474,20 @@ def number_sort_key(number: str) -> int:
     return int(year) * _SEQUENCES_PER_YEAR + int(sequence)
 
 
-def amount_due(status: str, total: int, amount_paid: int) -> int:
-    """What the customer still owes: nothing once paid or voided."""
-    if status in (S.PAID, S.VOID):
+class Owed(Protocol):
+    status: str
+    total: int
+    amount_paid: int
+    applied_balance: int
+    credited_amount: int
+
+
+def amount_due(invoice: Owed) -> int:
+    """What the customer still owes (API.md): total - appliedBalance - creditedAmount -
+    amountPaid; nothing once paid or voided."""
+    if invoice.status in (S.PAID, S.VOID):
         return 0
-    return total - amount_paid
+    return invoice.total - invoice.applied_balance - invoice.credited_amount - invoice.amount_paid
 
 
 def _check_dates(issue_date: date, due_date: date) -> None:

@@ -97,6 +97,10 @@ class InvoiceOut(OutputModel):
     total: str
     amount_paid: str
     amount_due: str
+    applied_balance: str
+    credited_amount: str
+    amount_refunded: str
+    paid_out_of_band: bool
     overdue: bool
     memo: str | None
     metadata: dict[str, str]
@@ -153,9 +157,11 @@ def invoice_view(
         "tax": format_minor(invoice.tax, currency),
         "total": format_minor(invoice.total, currency),
         "amountPaid": format_minor(invoice.amount_paid, currency),
-        "amountDue": format_minor(
-            amount_due(invoice.status, invoice.total, invoice.amount_paid), currency
-        ),
+        "amountDue": format_minor(amount_due(invoice), currency),
+        "appliedBalance": format_minor(invoice.applied_balance, currency),
+        "creditedAmount": format_minor(invoice.credited_amount, currency),
+        "amountRefunded": format_minor(invoice.amount_refunded, currency),
+        "paidOutOfBand": invoice.paid_out_of_band,
         "overdue": invoice.status == "open" and invoice.due_date < today,
         "memo": invoice.memo,
         "metadata": invoice.metadata_,

@@ -49,6 +49,8 @@ class Payment(TenantOwned, EventRecorder, Base):
     failure_code: Mapped[str | None] = mapped_column(String(64), default=None)
     failure_message: Mapped[str | None] = mapped_column(String(500), default=None)
     gateway_reference: Mapped[str | None] = mapped_column(String(128), default=None)
+    # Refunds pending or made: what is left to refund is amount - amount_refunded.
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     attempted_at: Mapped[datetime]
     succeeded_at: Mapped[datetime | None] = mapped_column(default=None)
     failed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -65,6 +67,7 @@ class Payment(TenantOwned, EventRecorder, Base):
             currency=invoice.currency,
             method=method.value,
             status=PaymentStatus.PENDING.value,
+            amount_refunded=0,
             attempted_at=at,
         )
         money = payment.money()
@@ -104,6 +107,13 @@ class Payment(TenantOwned, EventRecorder, Base):
                 self.id, self.invoice_id, self.money(), self.currency, reference, code, message
             )
         )
+
+    @property
+    def refundable(self) -> int:
+        """What refunds may still take: nothing unless the payment went through."""
+        if self.status != PaymentStatus.SUCCEEDED:
+            return 0
+        return self.amount - self.amount_refunded
 
     def _leave_pending(self, action: str) -> None:
         if self.status != PaymentStatus.PENDING:

@@ -1,10 +1,14 @@
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 
 from tenvoice.api import Paging, TenantReader, TenantUow
+from tenvoice.credits import queries as credit_queries
+from tenvoice.credits import refunds
+from tenvoice.credits.errors import RefundNotFound
 from tenvoice.gateway.signing import verify
 from tenvoice.payments import commands, queries
 from tenvoice.payments.errors import PaymentNotFound
@@ -75,6 +79,7 @@ async def get_payment(payment_id: UUID, session: TenantReader) -> PaymentOut:
 
 webhook_router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 GATEWAY = Actor("gateway", None)
+C = TypeVar("C")
 
 
 @webhook_router.post(
@@ -103,29 +108,61 @@ async def payment_webhook(request: Request) -> WebhookAck:
         raise ValidationFailed("webhook-id", "must be at most 255 characters")
     event = _parse(body)
     db: Database = request.app.state.db
+    data = event.data
+    if event.about_refund:
+        assert data.refund_id is not None
+        async with db.lookup() as connection:
+            tenant_id = await credit_queries.refund_tenant(connection, data.refund_id)
+        if tenant_id is None:
+            raise RefundNotFound(f"No refund {data.refund_id}.")
+        outcome = await _apply(
+            request,
+            tenant_id,
+            refunds.apply_refund_event,
+            refunds.ApplyRefundEvent(
+                webhook_id=webhook_id,
+                type=event.type,
+                refund_id=data.refund_id,
+                gateway_reference=data.gateway_reference,
+                amount=data.amount,
+                currency=data.currency,
+                failure_code=data.failure_code,
+            ),
+        )
+        return WebhookAck(status=outcome)
+    assert data.payment_id is not None
     async with db.lookup() as connection:
-        tenant_id = await queries.payment_tenant(connection, event.data.payment_id)
+        tenant_id = await queries.payment_tenant(connection, data.payment_id)
     if tenant_id is None:
-        raise PaymentNotFound(f"No payment {event.data.payment_id}.")
-    handlers: EventHandlers = request.app.state.event_handlers
+        raise PaymentNotFound(f"No payment {data.payment_id}.")
     command = commands.ApplyGatewayEvent(
         webhook_id=webhook_id,
         type=event.type,
-        payment_id=event.data.payment_id,
-        gateway_reference=event.data.gateway_reference,
-        amount=event.data.amount,
-        currency=event.data.currency,
-        failure_code=event.data.failure_code,
-        failure_message=event.data.failure_message,
+        payment_id=data.payment_id,
+        gateway_reference=data.gateway_reference,
+        amount=data.amount,
+        currency=data.currency,
+        failure_code=data.failure_code,
+        failure_message=data.failure_message,
     )
-    # No credential names the tenant here: the signed payment does, so the unit of work is
-    # opened by hand rather than through TenantUow.
+    return WebhookAck(
+        status=await _apply(request, tenant_id, commands.apply_gateway_event, command)
+    )
+
+
+async def _apply(
+    request: Request,
+    tenant_id: UUID,
+    handler: Callable[[UnitOfWork, C], Awaitable[str]],
+    command: C,
+) -> str:
+    # No credential names the tenant here: the signed payment or refund does, so the unit of
+    # work is opened by hand rather than through TenantUow.
+    db: Database = request.app.state.db
+    handlers: EventHandlers = request.app.state.event_handlers
     context = RequestContext(GATEWAY, tenant_id, current_request_id.get())
     async with db.write(tenant_id) as session:
-        outcome = await UnitOfWork(session, context, handlers).run(
-            commands.apply_gateway_event, command
-        )
-    return WebhookAck(status=outcome)
+        return await UnitOfWork(session, context, handlers).run(handler, command)
 
 
 def _parse(body: bytes) -> GatewayEvent:

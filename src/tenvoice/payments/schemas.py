@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from tenvoice.payments.models import PaymentMethod
 from tenvoice.platform.money import format_minor
@@ -30,6 +30,7 @@ class PaymentOut(OutputModel):
     failure_code: str | None
     failure_message: str | None
     gateway_reference: str | None
+    amount_refunded: str
     attempted_at: datetime
     succeeded_at: datetime | None
     failed_at: datetime | None
@@ -47,6 +48,7 @@ def payment_view(payment: Any) -> PaymentOut:
         failure_code=payment.failure_code,
         failure_message=payment.failure_message,
         gateway_reference=payment.gateway_reference,
+        amount_refunded=format_minor(payment.amount_refunded, payment.currency),
         attempted_at=payment.attempted_at,
         succeeded_at=payment.succeeded_at,
         failed_at=payment.failed_at,
@@ -63,12 +65,14 @@ def _text(value: Any) -> Any:
 
 
 class GatewayEventData(InputModel):
-    """What the gateway says about a payment. Fields it adds later are ignored, not refused:
-    a webhook receiver must keep working when its sender grows."""
+    """What the gateway says about a payment or a refund. Fields it adds later are ignored,
+    not refused: a webhook receiver must keep working when its sender grows."""
 
     model_config = ConfigDict(extra="ignore")
 
-    payment_id: UUID
+    # A payment's events name the payment; a refund's name the refund.
+    payment_id: UUID | None = None
+    refund_id: UUID | None = None
     gateway_reference: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     amount: Annotated[str, BeforeValidator(_text), Field(max_length=40)]
     currency: Annotated[str, Field(max_length=3)]
@@ -81,6 +85,16 @@ class GatewayEvent(InputModel):
 
     type: Annotated[str, Field(min_length=1, max_length=64)]
     data: GatewayEventData
+
+    @property
+    def about_refund(self) -> bool:
+        return self.type.startswith("refund.") or self.data.payment_id is None
+
+    @model_validator(mode="after")
+    def _names_its_subject(self) -> "GatewayEvent":
+        if self.about_refund and self.data.refund_id is None:
+            raise ValueError("data.refundId is required for refund events")
+        return self
 
 
 class WebhookAck(OutputModel):

@@ -93,7 +93,9 @@ def _fraction(places: int, *, nonzero: bool) -> str:
     )
 
 
-def _decimal_schema(places: int, digits: int, *, positive: bool) -> WithJsonSchema:
+def _decimal_schema(
+    places: int, digits: int, *, positive: bool, signed: bool = False
+) -> WithJsonSchema:
     """What a decimal input documents: a plain decimal string, or a JSON number.
 
     Numbers are documented as integers: a generated binary fraction (0.1 + 0.2) is rarely a
@@ -102,13 +104,24 @@ def _decimal_schema(places: int, digits: int, *, positive: bool) -> WithJsonSche
     """
     whole = rf"[1-9]\d{{0,{digits - 1}}}"
     any_fraction = rf"(?:\.{_fraction(places, nonzero=False)})?"
+    sign = "-?" if signed else ""
     if positive:
-        text = rf"^(?:{whole}{any_fraction}|0\.(?:{_fraction(places, nonzero=True)}))$"
+        text = rf"^{sign}(?:{whole}{any_fraction}|0\.(?:{_fraction(places, nonzero=True)}))$"
     else:
         text = rf"^(?:0|{whole}){any_fraction}$"
     bound = "exclusiveMinimum" if positive else "minimum"
-    integer = {"type": "integer", bound: 0, "maximum": 10**digits - 1}
+    integer: dict[str, Any] = {"type": "integer", bound: 0, "maximum": 10**digits - 1}
+    if signed:
+        # Any integer in range but 0 (JSON Schema has no "not equal").
+        integer = {
+            "type": "integer",
+            "minimum": -(10**digits - 1),
+            "maximum": 10**digits - 1,
+            "not": {"const": 0},
+        }
     description = f"A decimal of at most {places} places, as a string (or a JSON number)."
+    if signed:
+        description = "A decimal other than 0 (negative lowers the balance); " + description[2:]
     return WithJsonSchema(
         {"anyOf": [{"type": "string", "pattern": text}, integer], "description": description}
     )
@@ -127,6 +140,20 @@ AmountInput = Annotated[
     _decimal(6, "amount"),
     AfterValidator(lambda v: _positive(v, MAX_AMOUNT)),
     _decimal_schema(6, 12, positive=True),
+]
+# How a credit note's post-payment part is split: any part may be 0.
+AmountOrZero = Annotated[
+    Decimal,
+    _decimal(6, "amount"),
+    AfterValidator(lambda v: _non_negative(v)),
+    _decimal_schema(6, 12, positive=False),
+]
+# A change either way (a balance adjustment): never 0.
+SignedAmount = Annotated[
+    Decimal,
+    _decimal(6, "amount"),
+    AfterValidator(lambda v: _nonzero(v, MAX_AMOUNT)),
+    _decimal_schema(6, 12, positive=True, signed=True),
 ]
 Quantity = Annotated[
     Decimal,
@@ -246,6 +273,14 @@ def _positive(value: Decimal, most: int) -> Decimal:
         raise ValueError("must be greater than 0")
     if value > most:
         raise ValueError(f"must be at most {most}")
+    return value
+
+
+def _nonzero(value: Decimal, most: int) -> Decimal:
+    if value == 0:
+        raise ValueError("must not be 0")
+    if abs(value) > most:
+        raise ValueError(f"must be between -{most} and {most}")
     return value
 
 

@@ -1,0 +1,174 @@
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from tenvoice.api import Paging, TenantReader, TenantUow
+from tenvoice.credits import commands, queries, refunds
+from tenvoice.credits.models import CreditNote, CreditNoteStatus, RefundStatus
+from tenvoice.credits.schemas import (
+    BalanceTransactionCreate,
+    BalanceTransactionOut,
+    CreditNoteCreate,
+    CreditNoteOut,
+    RefundCreate,
+    RefundOut,
+    credit_note_view,
+    refund_view,
+)
+from tenvoice.customers import queries as customer_queries
+from tenvoice.platform.pagination import Page
+from tenvoice.platform.schemas import choices, documented_choices, problem_responses
+from tenvoice.platform.uow import UnitOfWork
+
+_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
+credit_notes = APIRouter(prefix="/api/credit-notes", tags=["credit notes"], responses=_PROBLEMS)
+refunds_router = APIRouter(prefix="/api/refunds", tags=["refunds"], responses=_PROBLEMS)
+balances = APIRouter(prefix="/api/customers", tags=["customers"], responses=_PROBLEMS)
+
+
+def _issue_command(body: CreditNoteCreate, *, preview: bool) -> commands.IssueCreditNote:
+    return commands.IssueCreditNote(
+        invoice_id=body.invoice_id,
+        lines=[
+            commands.LineInput(
+                line.invoice_item_id, line.quantity, line.amount, line.description, line.tax_rate
+            )
+            for line in body.lines
+        ],
+        reason=body.reason.value if body.reason else None,
+        memo=body.memo,
+        metadata=body.metadata,
+        refund_amount=body.refund_amount,
+        credit_amount=body.credit_amount,
+        out_of_band_amount=body.out_of_band_amount,
+        preview=preview,
+    )
+
+
+async def _answered(uow: UnitOfWork, note: CreditNote) -> CreditNoteOut:
+    # Read in the command's own transaction: the refunds it made are there, uncommitted.
+    return await queries.credit_note_out(uow.session, note)
+
+
+async def _issued(uow: UnitOfWork, command: commands.IssueCreditNote) -> CreditNoteOut:
+    return await _answered(uow, await commands.issue_credit_note(uow, command))
+
+
+async def _voided(uow: UnitOfWork, command: commands.VoidCreditNote) -> CreditNoteOut:
+    return await _answered(uow, await commands.void_credit_note(uow, command))
+
+
+@credit_notes.post("", status_code=201)
+async def issue_credit_note(body: CreditNoteCreate, uow: TenantUow) -> CreditNoteOut:
+    return await uow.run(_issued, _issue_command(body, preview=False))
+
+
+@credit_notes.post("/preview")
+async def preview_credit_note(body: CreditNoteCreate, uow: TenantUow) -> CreditNoteOut:
+    """The credit note the same body would issue now; nothing is stored."""
+    note = await uow.run(commands.issue_credit_note, _issue_command(body, preview=True))
+    return credit_note_view(note, note.lines, [])
+
+
+async def credit_note_filters(
+    invoice_id: Annotated[UUID | None, Query(alias="invoiceId")] = None,
+    customer_id: Annotated[UUID | None, Query(alias="customerId")] = None,
+    status: Annotated[
+        list[Annotated[str, documented_choices(CreditNoteStatus)]] | None, Query(max_length=10)
+    ] = None,
+) -> queries.CreditNoteFilters:
+    return queries.CreditNoteFilters(
+        invoice_id, customer_id, choices("status", status or [], CreditNoteStatus)
+    )
+
+
+@credit_notes.get("")
+async def list_credit_notes(
+    session: TenantReader,
+    page: Paging,
+    filters: Annotated[queries.CreditNoteFilters, Depends(credit_note_filters)],
+) -> Page[CreditNoteOut]:
+    return await queries.list_credit_notes(session, filters, page)
+
+
+@credit_notes.get("/{credit_note_id}")
+async def get_credit_note(credit_note_id: UUID, session: TenantReader) -> CreditNoteOut:
+    return await queries.get_credit_note(session, credit_note_id)
+
+
+@credit_notes.post("/{credit_note_id}/void")
+async def void_credit_note(credit_note_id: UUID, uow: TenantUow) -> CreditNoteOut:
+    return await uow.run(_voided, commands.VoidCreditNote(credit_note_id))
+
+
+@credit_notes.get(
+    "/{credit_note_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "The credit note"}},
+)
+async def credit_note_pdf(credit_note_id: UUID, session: TenantReader) -> Response:
+    from tenvoice.credits import document
+
+    rendered, name = await document.credit_note_pdf(session, credit_note_id)
+    return Response(
+        rendered,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+    )
+
+
+@refunds_router.post("", status_code=201)
+async def create_refund(body: RefundCreate, uow: TenantUow) -> RefundOut:
+    command = refunds.CreateRefund(
+        body.payment_id, body.amount, body.reason.value if body.reason else None
+    )
+    return refund_view(await uow.run(refunds.create_refund, command))
+
+
+async def refund_filters(
+    payment_id: Annotated[UUID | None, Query(alias="paymentId")] = None,
+    invoice_id: Annotated[UUID | None, Query(alias="invoiceId")] = None,
+    status: Annotated[
+        list[Annotated[str, documented_choices(RefundStatus)]] | None, Query(max_length=10)
+    ] = None,
+) -> queries.RefundFilters:
+    return queries.RefundFilters(
+        payment_id, invoice_id, choices("status", status or [], RefundStatus)
+    )
+
+
+@refunds_router.get("")
+async def list_refunds(
+    session: TenantReader,
+    page: Paging,
+    filters: Annotated[queries.RefundFilters, Depends(refund_filters)],
+) -> Page[RefundOut]:
+    return await queries.list_refunds(session, filters, page)
+
+
+@refunds_router.get("/{refund_id}")
+async def get_refund(refund_id: UUID, session: TenantReader) -> RefundOut:
+    return await queries.get_refund(session, refund_id)
+
+
+@balances.get("/{customer_id}/balance-transactions")
+async def list_balance_transactions(
+    customer_id: UUID, session: TenantReader, page: Paging
+) -> Page[BalanceTransactionOut]:
+    """The customer's balance ledger, newest first: each entry with the balance after it."""
+    await customer_queries.get_customer(session, customer_id)
+    return await queries.list_balance_transactions(session, customer_id, page)
+
+
+async def _adjusted(uow: UnitOfWork, command: commands.AdjustBalance) -> BalanceTransactionOut:
+    entry_id = await commands.adjust_balance(uow, command)
+    return await queries.get_balance_transaction(uow.session, entry_id)
+
+
+@balances.post("/{customer_id}/balance-transactions", status_code=201)
+async def adjust_balance(
+    customer_id: UUID, body: BalanceTransactionCreate, uow: TenantUow
+) -> BalanceTransactionOut:
+    command = commands.AdjustBalance(customer_id, body.currency, body.amount, body.description)
+    return await uow.run(_adjusted, command)
