@@ -2,6 +2,7 @@
 nothing. The routes come from the app itself, so a route added later is walked too."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from tests.conftest import TenantHandle, make_customer, make_invoice
+from tests.gateway.test_webhook_endpoint import deliver, pending_payment
+from tests.gateway.test_webhook_endpoint import event as gateway_event
 from tests.payments.support import pay
 from tests.problems import assert_problem
 from tests.webhooks.test_endpoints import PUBLIC_URL, make_endpoint
@@ -22,6 +25,8 @@ ID_PARAMS = (
     "endpoint_id",
     "event_id",
     "delivery_id",
+    "credit_note_id",
+    "refund_id",
 )
 KNOWN_ROUTES = {
     ("GET", "/api/customers/{customer_id}"),
@@ -45,6 +50,12 @@ KNOWN_ROUTES = {
     ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries"),
     ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}"),
     ("POST", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"),
+    ("GET", "/api/credit-notes/{credit_note_id}"),
+    ("POST", "/api/credit-notes/{credit_note_id}/void"),
+    ("GET", "/api/credit-notes/{credit_note_id}/pdf"),
+    ("GET", "/api/refunds/{refund_id}"),
+    ("GET", "/api/customers/{customer_id}/balance-transactions"),
+    ("POST", "/api/customers/{customer_id}/balance-transactions"),
 }
 # A body valid enough to get past validation, so the answer is about the id. A new route
 # that needs a body gets one here; without it the walk fails with a 422 and says where.
@@ -58,7 +69,23 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "status": "disabled",
     },
     ("POST", "/api/webhook-endpoints/{endpoint_id}/rotate-secret"): {"expireCurrentInHours": 0},
+    ("POST", "/api/customers/{customer_id}/balance-transactions"): {
+        "currency": "USD",
+        "amount": "5",
+    },
 }
+# Routes that take another tenant's object in the body rather than the path.
+BODY_ROUTES: list[tuple[str, Callable[["Victim"], dict[str, Any]]]] = [
+    (
+        "/api/credit-notes",
+        lambda v: {"invoiceId": v.open["id"], "lines": [{"description": "x", "amount": "1"}]},
+    ),
+    (
+        "/api/credit-notes/preview",
+        lambda v: {"invoiceId": v.open["id"], "lines": [{"description": "x", "amount": "1"}]},
+    ),
+    ("/api/refunds", lambda v: {"paymentId": v.paid_payment["id"]}),
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,11 @@ class Victim:
     event: dict[str, Any]
     # The endpoint's delivery of B's test event.
     delivery_id: str
+    # A payment the gateway took, a credit note on its invoice refunding part of it (the
+    # refund stays pending: no worker runs), and credit on the customer's balance.
+    paid_payment: dict[str, Any]
+    credit_note: dict[str, Any]
+    refund_id: str
 
 
 def id_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -106,6 +138,12 @@ async def snapshot(client: httpx.AsyncClient, tenant: TenantHandle, victim: Vict
         f"/api/events/{victim.event['id']}",
         f"/api/webhook-endpoints/{victim.endpoint['id']}/deliveries/{victim.delivery_id}",
         f"/api/webhook-endpoints/{victim.endpoint['id']}/deliveries",
+        f"/api/credit-notes/{victim.credit_note['id']}",
+        f"/api/refunds/{victim.refund_id}",
+        f"/api/customers/{victim.customer['id']}/balance-transactions",
+        f"/api/payments/{victim.paid_payment['id']}",
+        "/api/credit-notes",
+        "/api/refunds",
         "/api/customers",
         "/api/invoices",
         "/api/payments",
@@ -139,7 +177,34 @@ async def victim(client: httpx.AsyncClient, tenant_b: TenantHandle) -> Victim:
     )
     [event] = events.json()["data"]
     delivery_id = tested.json()["deliveryId"]
-    return Victim(customer, draft, opened, response.json(), endpoint, event, delivery_id)
+    pending = await pending_payment(client, tenant_b)
+    acked = await deliver(client, gateway_event(pending))
+    assert acked.status_code == 200, acked.text
+    paid = await client.get(f"/api/invoices/{pending.invoice_id}", headers=tenant_b.headers)
+    note = await client.post(
+        "/api/credit-notes",
+        json={
+            "invoiceId": pending.invoice_id,
+            "lines": [{"invoiceItemId": paid.json()["items"][0]["id"], "quantity": "1"}],
+            "refundAmount": "50.00",
+            "creditAmount": "50.00",
+        },
+        headers=tenant_b.headers,
+    )
+    assert note.status_code == 201, note.text
+    payment = await client.get(f"/api/payments/{pending.payment_id}", headers=tenant_b.headers)
+    return Victim(
+        customer,
+        draft,
+        opened,
+        response.json(),
+        endpoint,
+        event,
+        delivery_id,
+        payment.json(),
+        note.json(),
+        note.json()["refundIds"][0],
+    )
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])
@@ -167,6 +232,8 @@ async def test_every_id_route_is_404_across_tenants(
         "endpoint_id": victim.endpoint["id"],
         "event_id": victim.event["id"],
         "delivery_id": victim.delivery_id,
+        "credit_note_id": victim.credit_note["id"],
+        "refund_id": victim.refund_id,
     }
     id_sets = [
         {**theirs, "invoice_id": victim.draft["id"]},
@@ -191,9 +258,16 @@ async def test_every_id_route_is_404_across_tenants(
                 "webhook_endpoint_not_found",
                 "event_not_found",
                 "webhook_delivery_not_found",
+                "credit_note_not_found",
+                "refund_not_found",
                 "not_found",
             )
             assert victim.customer["name"] not in response.text
+    for path, body_of in BODY_ROUTES:
+        response = await client.post(path, json=body_of(victim), headers=headers)
+        walked += 1
+        if response.status_code != 404:
+            wrong.append(f"POST {path} -> {response.status_code} {response.text[:200]}")
     assert not wrong, "\n".join(wrong)
     assert walked >= 2 * len(KNOWN_ROUTES)
 
@@ -238,12 +312,17 @@ async def test_lists_never_show_another_tenants_rows(
         ("/api/payments", {"status": "pending", "limit": 100}),
         ("/api/webhook-endpoints", {"limit": 100}),
         ("/api/webhook-endpoints", {"includeTotal": "true"}),
+        ("/api/credit-notes", {"invoiceId": victim.credit_note["invoiceId"]}),
+        ("/api/credit-notes", {"customerId": victim.customer["id"], "limit": 100}),
+        ("/api/refunds", {"paymentId": victim.paid_payment["id"]}),
+        ("/api/refunds", {"status": "pending", "includeTotal": "true"}),
     ]
     for path, params in probes:
         response = await client.get(path, params=params, headers=tenant_a.headers)
         assert response.status_code == 200, response.text
         ids = {row["id"] for row in response.json()["data"]}
         theirs = {victim.customer["id"], victim.draft["id"], victim.open["id"]}
+        theirs |= {victim.credit_note["id"], victim.refund_id}
         assert not ids & {*theirs, victim.payment["id"], victim.endpoint["id"]}, params
         assert "Globex" not in response.text
 
@@ -295,7 +374,11 @@ async def test_cannot_invoice_another_tenants_customer(
     assert [i["id"] for i in listed.json()["data"]] == [draft["id"]]
     assert listed.json()["data"][0]["customerId"] == mine["id"]
     theirs = await client.get("/api/invoices", headers=tenant_b.headers)
-    assert {i["id"] for i in theirs.json()["data"]} == {victim.draft["id"], victim.open["id"]}
+    assert {i["id"] for i in theirs.json()["data"]} == {
+        victim.draft["id"],
+        victim.open["id"],
+        victim.paid_payment["invoiceId"],
+    }
 
 
 @pytest.mark.parametrize("caller", ["api_key", "admin"])

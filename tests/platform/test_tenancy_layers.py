@@ -6,15 +6,24 @@ switched off, through the same non-owner role the service uses.
 """
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, insert, select, text
 
+from tenvoice.credits.models import (
+    BalanceTransaction,
+    CreditNote,
+    CreditNoteLine,
+    CustomerBalance,
+    Refund,
+)
 from tenvoice.customers.models import Customer
 from tenvoice.events.models import Event
 from tenvoice.invoices.models import Invoice, InvoiceItem
+from tenvoice.payments.models import Payment
 from tenvoice.platform.db import Base, Database, utcnow
 from tenvoice.platform.tenancy import SKIP_ORM_FILTER, TenancyError
 from tenvoice.webhooks.models import (
@@ -35,16 +44,106 @@ TENANT_TABLES: list[Any] = [
     WebhookSubscription,
     WebhookDelivery,
     WebhookAttempt,
+    Payment,
+    CreditNote,
+    CreditNoteLine,
+    Refund,
+    CustomerBalance,
+    BalanceTransaction,
 ]
 # Tenant-owned tables without a model of their own.
 _MORE_TENANT_TABLES = ["invoice_number_counters"]
+# Platform tables that name a tenant to find it before any tenant is in scope; they hold
+# ids and hashes only, never a tenant's data.
+_ROUTING_TABLES = {
+    "payment_routes",
+    "refund_routes",
+    "hosted_invoice_links",
+    "outbox_jobs",
+    "inbox_messages",
+    "api_keys",
+}
 
 
 async def _seed(client: httpx.AsyncClient, db: Database, *tenants: TenantHandle) -> None:
     for tenant in tenants:
         customer = await make_customer(client, tenant)
-        await make_invoice(client, tenant, customer["id"], finalize=True)
+        invoice = await make_invoice(client, tenant, customer["id"], finalize=True)
         await _seed_webhooks(db, uuid.UUID(tenant.id))
+        await _seed_credits(db, uuid.UUID(tenant.id), invoice)
+
+
+async def _seed_credits(db: Database, tenant_id: uuid.UUID, invoice: dict[str, Any]) -> None:
+    """A paid-for payment, a credit note refunding part of it, and the customer's credit."""
+    now = utcnow()
+    customer_id = uuid.UUID(invoice["customerId"])
+    async with db.write(tenant_id) as session:
+        payment = Payment(
+            invoice_id=uuid.UUID(invoice["id"]),
+            amount=100,
+            currency="USD",
+            method="card",
+            status="succeeded",
+            amount_refunded=10,
+            attempted_at=now,
+        )
+        note = CreditNote(
+            number="CN-1",
+            invoice_id=payment.invoice_id,
+            customer_id=customer_id,
+            currency="USD",
+            status="issued",
+            reason=None,
+            memo=None,
+            metadata_={},
+            subtotal=20,
+            tax=0,
+            total=20,
+            pre_payment_amount=0,
+            refund_amount=10,
+            credit_amount=10,
+            out_of_band_amount=0,
+            lines=[
+                CreditNoteLine(
+                    position=0,
+                    invoice_item_id=None,
+                    description="Goodwill",
+                    quantity=None,
+                    unit_amount=Decimal("0.2"),
+                    tax_rate=Decimal(0),
+                    subtotal=20,
+                    tax=0,
+                    total=20,
+                )
+            ],
+        )
+        session.add_all([payment, note])
+        await session.flush()
+        session.add_all(
+            [
+                Refund(
+                    payment_id=payment.id,
+                    invoice_id=payment.invoice_id,
+                    credit_note_id=note.id,
+                    amount=10,
+                    currency="USD",
+                    status="pending",
+                    reason=None,
+                ),
+                CustomerBalance(customer_id=customer_id, currency="USD", amount=10),
+                BalanceTransaction(
+                    customer_id=customer_id,
+                    currency="USD",
+                    amount=10,
+                    type="credit_note",
+                    credit_note_id=note.id,
+                    invoice_id=None,
+                    description=None,
+                    balance_after=10,
+                ),
+            ]
+        )
+        await session.commit()
 
 
 async def _seed_webhooks(db: Database, tenant_id: uuid.UUID) -> None:
@@ -195,6 +294,14 @@ async def test_row_level_security_refuses_writes_into_another_tenant(
 
 
 _TABLE_NAMES = [model.__tablename__ for model in TENANT_TABLES] + _MORE_TENANT_TABLES
+
+
+def test_every_table_with_a_tenant_is_walked_here() -> None:
+    """A new tenant-owned table joins the checks above (and gets row-level security)."""
+    with_tenant = {
+        table.name for table in Base.metadata.sorted_tables if "tenant_id" in table.columns
+    }
+    assert with_tenant - _ROUTING_TABLES == set(_TABLE_NAMES)
 
 
 @pytest.mark.backend("postgresql")

@@ -25,6 +25,7 @@ from tenvoice.credits.amounts import (
 )
 from tenvoice.credits.errors import CreditNoteNotFound, CreditNoteNotVoidable
 from tenvoice.credits.models import (
+    BalanceTransaction,
     CreditNote,
     CreditNoteLine,
     CreditNoteStatus,
@@ -120,7 +121,6 @@ async def issue_credit_note(uow: UnitOfWork, command: IssueCreditNote) -> Credit
     if amounts.refund:
         await refund_payments(uow, invoice, payments, amounts.refund, note.id, now)
     if amounts.credit:
-        await _track_customer(uow, invoice.customer_id)
         balance = await ledger.locked_balance(
             uow, invoice.customer_id, invoice.currency, create=True
         )
@@ -161,7 +161,6 @@ async def void_credit_note(uow: UnitOfWork, command: VoidCreditNote) -> CreditNo
     note.void(refund_statuses, now)
     invoice.uncredit(note.pre_payment_amount, now)
     if note.credit_amount:
-        await _track_customer(uow, note.customer_id)
         balance = await ledger.locked_balance(uow, note.customer_id, note.currency, create=True)
         assert balance is not None
         ledger.keep(
@@ -175,8 +174,8 @@ async def void_credit_note(uow: UnitOfWork, command: VoidCreditNote) -> CreditNo
     return note
 
 
-async def adjust_balance(uow: UnitOfWork, command: AdjustBalance) -> uuid.UUID:
-    customer = await _track_customer(uow, command.customer_id)
+async def adjust_balance(uow: UnitOfWork, command: AdjustBalance) -> BalanceTransaction:
+    customer = await _live_customer(uow, command.customer_id)
     amount = _minor("amount", command.amount, command.currency, signed=True)
     balance = await ledger.locked_balance(uow, customer.id, command.currency, create=True)
     assert balance is not None
@@ -185,15 +184,14 @@ async def adjust_balance(uow: UnitOfWork, command: AdjustBalance) -> uuid.UUID:
     )
     assert entry is not None
     uow.session.add(entry)
-    return entry.id
+    return entry
 
 
-async def _track_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
-    """The customer, tracked so that customer.balance_changed carries it as it now is."""
+async def _live_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
     customer = await uow.session.get(Customer, (uow.context.tenant_id, customer_id))
     if customer is None or customer.deleted_at is not None:
         raise CustomerNotFound(f"No customer {customer_id}.")
-    return uow.track(customer)
+    return customer
 
 
 async def _creditable(uow: UnitOfWork, invoice: Invoice, refundable: int) -> tuple[Creditable, int]:

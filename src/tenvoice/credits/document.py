@@ -2,8 +2,10 @@
 
 import uuid
 
+from tenvoice.credits.queries import get_credit_note
 from tenvoice.platform.db import ReadSession
 
 
 async def credit_note_pdf(session: ReadSession, credit_note_id: uuid.UUID) -> tuple[bytes, str]:
-    raise NotImplementedError
+    note = await get_credit_note(session, credit_note_id)
+    raise NotImplementedError(note.number)

@@ -16,6 +16,7 @@ from tenvoice.credits.models import (
     CreditNoteStatus,
     CustomerBalance,
 )
+from tenvoice.customers.models import Customer
 from tenvoice.platform.sql import insert_into
 from tenvoice.platform.uow import UnitOfWork
 
@@ -37,6 +38,11 @@ async def locked_balance(
             .on_conflict_do_nothing()
         )
         await session.execute(statement)
+    # Tracked, so that customer.balance_changed carries the customer as it now is (the
+    # identity map answers when the command has loaded it already).
+    customer = await session.get(Customer, (uow.context.tenant_id, customer_id))
+    if customer is not None:
+        uow.track(customer)
     balance = await session.scalar(
         select(CustomerBalance)
         .where(CustomerBalance.customer_id == customer_id, CustomerBalance.currency == currency)

@@ -90,6 +90,8 @@ async def credit_note_out(session: AsyncSession, note: Any) -> CreditNoteOut:
 
 
 async def credit_note_snapshot(note: CreditNote, session: WriteSession) -> dict[str, Any]:
+    # The session does not autoflush: its lines and refunds are written first to be read.
+    await session.flush()
     return (await credit_note_out(session, note)).model_dump(mode="json", by_alias=True)
 
 
@@ -149,15 +151,6 @@ async def list_balance_transactions(
     return Page(
         data=[balance_transaction_view(row) for row in result.rows], pagination=result.pagination
     )
-
-
-async def get_balance_transaction(
-    session: AsyncSession, entry_id: uuid.UUID
-) -> BalanceTransactionOut:
-    row = (
-        await session.execute(select(*_ENTRY_COLUMNS).where(BalanceTransaction.id == entry_id))
-    ).one()
-    return balance_transaction_view(row)
 
 
 async def balances_of(

@@ -13,6 +13,7 @@ from tenvoice.credits.schemas import (
     CreditNoteOut,
     RefundCreate,
     RefundOut,
+    balance_transaction_view,
     credit_note_view,
     refund_view,
 )
@@ -47,7 +48,9 @@ def _issue_command(body: CreditNoteCreate, *, preview: bool) -> commands.IssueCr
 
 
 async def _answered(uow: UnitOfWork, note: CreditNote) -> CreditNoteOut:
-    # Read in the command's own transaction: the refunds it made are there, uncommitted.
+    # Read in the command's own transaction, which has written its lines and refunds (the
+    # session does not autoflush).
+    await uow.session.flush()
     return await queries.credit_note_out(uow.session, note)
 
 
@@ -161,14 +164,9 @@ async def list_balance_transactions(
     return await queries.list_balance_transactions(session, customer_id, page)
 
 
-async def _adjusted(uow: UnitOfWork, command: commands.AdjustBalance) -> BalanceTransactionOut:
-    entry_id = await commands.adjust_balance(uow, command)
-    return await queries.get_balance_transaction(uow.session, entry_id)
-
-
 @balances.post("/{customer_id}/balance-transactions", status_code=201)
 async def adjust_balance(
     customer_id: UUID, body: BalanceTransactionCreate, uow: TenantUow
 ) -> BalanceTransactionOut:
     command = commands.AdjustBalance(customer_id, body.currency, body.amount, body.description)
-    return await uow.run(_adjusted, command)
+    return balance_transaction_view(await uow.run(commands.adjust_balance, command))

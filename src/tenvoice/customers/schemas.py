@@ -81,5 +81,7 @@ def customer_out(customer: Any, balances: dict[str, int] | None = None) -> Custo
 
 
 async def customer_snapshot(customer: Any, session: AsyncSession) -> dict[str, Any]:
+    # The session does not autoflush: a balance just changed is written first to be read.
+    await session.flush()
     balances = await balances_of(session, [customer.id])
     return customer_out(customer, balances.get(customer.id)).model_dump(mode="json", by_alias=True)
