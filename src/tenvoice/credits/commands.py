@@ -23,7 +23,7 @@ from tenvoice.credits.amounts import (
     Split,
     credit,
 )
-from tenvoice.credits.errors import CreditNoteNotFound, CreditNoteNotVoidable
+from tenvoice.credits.errors import CreditNoteNotFound
 from tenvoice.credits.models import (
     BalanceTransaction,
     CreditNote,
@@ -36,7 +36,7 @@ from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
 from tenvoice.invoices.commands import load_invoice
 from tenvoice.invoices.errors import InvoiceNotFound
-from tenvoice.invoices.models import Invoice, InvoiceStatus
+from tenvoice.invoices.models import Invoice
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.money import MoneyError, to_minor
@@ -153,12 +153,8 @@ async def void_credit_note(uow: UnitOfWork, command: VoidCreditNote) -> CreditNo
     refund_statuses = (
         await uow.session.scalars(select(Refund.status).where(Refund.credit_note_id == note.id))
     ).all()
-    if note.pre_payment_amount and invoice.status == InvoiceStatus.PAID:
-        raise CreditNoteNotVoidable(
-            "It took part in settling the invoice, which is paid; issue another instead."
-        )
     now = utcnow()
-    note.void(refund_statuses, now)
+    note.void(refund_statuses, invoice.status, now)
     invoice.uncredit(note.pre_payment_amount, now)
     if note.credit_amount:
         balance = await ledger.locked_balance(uow, note.customer_id, note.currency, create=True)

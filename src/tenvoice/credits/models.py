@@ -198,14 +198,20 @@ class CreditNote(TenantOwned, EventRecorder, Base):
     def money(self, minor: int) -> str:
         return format_minor(minor, self.currency)
 
-    def void(self, refund_statuses: Iterable[str], at: datetime) -> None:
+    def void(self, refund_statuses: Iterable[str], invoice_status: str, at: datetime) -> None:
         """Void a note whose refunds, if any, all failed. The caller undoes its effect on
-        the invoice and the balance, which refuse what cannot be undone."""
+        the invoice and the balance, which refuses credit already spent."""
         if self.status != CreditNoteStatus.ISSUED:
             raise CreditNoteNotVoidable(f"The credit note is {self.status} already.")
         if any(status != RefundStatus.FAILED for status in refund_statuses):
             raise CreditNoteNotVoidable(
                 "Its refunds are pending or went through: money has gone back to the customer."
+            )
+        if self.pre_payment_amount and invoice_status == "paid":
+            # A paid invoice stays paid: what this note took off what was owed stays taken.
+            raise CreditNoteNotVoidable(
+                "It lowered what the invoice owed, and the invoice is now paid; issue another "
+                "credit note instead."
             )
         self.status = CreditNoteStatus.VOID.value
         self.voided_at = at
