@@ -2,7 +2,7 @@
 
 from html import escape
 
-from tenvoice.invoices.document import InvoiceDocument
+from tenvoice.invoices.document import InvoiceDocument, Table
 
 # The token in the URL is the only key to the page: keep it out of Referer headers, caches
 # and search indexes, and let the page load nothing from anywhere.
@@ -33,17 +33,13 @@ def render_page(document: InvoiceDocument, pdf_href: str) -> str:
         f"<td class=n>{e(line.total)}</td></tr>"
         for line in document.lines
     )
-    totals = "".join(
-        f"<tr class='{css}'><td colspan=4 class=n>{label}</td>"
-        f"<td class=n>{e(amount)} {e(document.currency)}</td></tr>"
-        for label, amount, css in (
-            ("Subtotal", document.subtotal, "totals"),
-            ("Tax", document.tax, "totals"),
-            ("Total", document.total, "totals"),
-            ("Paid", document.amount_paid, "totals"),
-            ("Amount due", document.amount_due, "due"),
-        )
+    totals = document.totals()
+    footer = "".join(
+        f"<tr class='{'due' if total is totals[-1] else 'totals'}'>"
+        f"<td colspan=4 class=n>{e(total.label)}</td><td class=n>{e(total.amount)}</td></tr>"
+        for total in totals
     )
+    sections = "".join(_section(section) for section in document.sections())
     memo = f"<p>{e(document.memo)}</p>" if document.memo else ""
     title = f"Invoice {e(document.number or '')} from {e(document.seller)}"
     return f"""<!doctype html>
@@ -57,6 +53,24 @@ def render_page(document: InvoiceDocument, pdf_href: str) -> str:
 <p>Issued {e(document.issue_date)} · Due {e(document.due_date)}</p>
 <table><thead><tr><th>Description</th><th class=n>Qty</th><th class=n>Unit price</th>
 <th class=n>Tax</th><th class=n>Total</th></tr></thead>
-<tbody>{rows}</tbody><tfoot>{totals}</tfoot></table>
-{memo}<p><a href="{e(pdf_href)}">Download PDF</a></p></body></html>
+<tbody>{rows}</tbody><tfoot>{footer}</tfoot></table>
+{sections}{memo}<p><a href="{e(pdf_href)}">Download PDF</a></p></body></html>
 """
+
+
+def _section(table: Table) -> str:
+    e = escape
+    # Every column after the first is a number, a date or a status: aligned like the amounts.
+    head = "".join(
+        f"<th{' class=n' if i else ''}>{e(column)}</th>" for i, column in enumerate(table.columns)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=n' if i else ''}>{e(cell)}</td>" for i, cell in enumerate(row))
+        + "</tr>"
+        for row in table.rows
+    )
+    return (
+        f"<h2>{e(table.heading or '')}</h2>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
+    )

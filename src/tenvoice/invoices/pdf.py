@@ -1,91 +1,114 @@
-"""An invoice as a PDF document, written directly (PDF 1.4, the standard Helvetica fonts).
+"""Documents as PDF, written directly (PDF 1.4, the standard Helvetica fonts).
 
-Invoices are text and rules on A4 pages; a hand-written page description keeps the service
-free of a layout engine and renders a 500-line invoice in milliseconds.
+Invoices and credit notes are text and rules on A4 pages; a hand-written page description
+keeps the service free of a layout engine and renders a 500-line invoice in milliseconds.
 """
 
-from collections.abc import Iterator
-
-from tenvoice.invoices.document import DocumentLine, InvoiceDocument
+from tenvoice.invoices.document import Layout, Printable, Table
 
 PAGE_WIDTH, PAGE_HEIGHT = 595, 842  # A4 in points
 MARGIN = 50
 LINE = 14
-ROWS_PER_PAGE = 42
+TOP = PAGE_HEIGHT - MARGIN
+# The lowest baseline for content: the page footer sits below it.
+BOTTOM = MARGIN
+# The line table's columns: the description takes what the numbers leave.
+LINE_TABLE = (MARGIN, 300, 360, 440, 500)
+# Totals: labels up to ~28 characters ("Credited to amount due") end before their amounts.
+TOTAL_LABEL_X, TOTAL_AMOUNT_X = 340, 500
 
 
-def render(document: InvoiceDocument) -> bytes:
-    pages = [
-        _page_content(document, chunk, index, total) for index, chunk, total in _chunks(document)
-    ]
-    return _assemble(pages)
+def render(document: Printable) -> bytes:
+    layout = document.layout()
+    flow = _Flow(layout)
+    for left, right in layout.header:
+        flow.canvas.text(MARGIN, flow.y, left)
+        flow.canvas.text(PAGE_WIDTH - MARGIN - 160, flow.y, right)
+        flow.y -= LINE
+    flow.y -= LINE
+    flow.table(layout.table)
+    flow.totals(layout)
+    for section in layout.sections:
+        flow.y -= LINE
+        flow.need(3 * LINE + 4)  # its heading never ends a page alone
+        flow.canvas.text(MARGIN, flow.y, section.heading or "", size=11, bold=True)
+        flow.y -= LINE
+        flow.table(section)
+    if layout.note:
+        flow.y -= LINE
+        for note_line in _wrap(layout.note, 90):
+            flow.need(LINE)
+            flow.canvas.text(MARGIN, flow.y, note_line, size=9)
+            flow.y -= LINE
+    count = len(flow.pages)
+    for index, canvas in enumerate(flow.pages):
+        canvas.text(MARGIN, MARGIN - 20, f"Page {index + 1} of {count}", size=8)
+    return _assemble([canvas.content() for canvas in flow.pages])
 
 
-def _chunks(document: InvoiceDocument) -> Iterator[tuple[int, list[DocumentLine], int]]:
-    lines = document.lines
-    count = max(1, -(-len(lines) // ROWS_PER_PAGE))
-    for index in range(count):
-        yield index, lines[index * ROWS_PER_PAGE : (index + 1) * ROWS_PER_PAGE], count
+class _Flow:
+    """Places rows top down and starts a page, under the title and the table's column
+    headings again, when the next row would not fit."""
+
+    def __init__(self, layout: Layout) -> None:
+        self._layout = layout
+        self.pages: list[_Canvas] = []
+        self.y: float = TOP
+        self._new_page()
+
+    @property
+    def canvas(self) -> "_Canvas":
+        return self.pages[-1]
+
+    def _new_page(self) -> None:
+        canvas = _Canvas()
+        canvas.text(MARGIN, TOP, self._layout.title, size=18, bold=True)
+        canvas.text(PAGE_WIDTH - MARGIN - 120, TOP, self._layout.status.upper(), size=12, bold=True)
+        self.pages.append(canvas)
+        self.y = TOP - 2 * LINE
+
+    def need(self, height: float, table: Table | None = None) -> None:
+        if self.y - height < BOTTOM:
+            self._new_page()
+            if table is not None:
+                self._headings(table)
+
+    def table(self, table: Table) -> None:
+        self.need(2 * LINE + 4)
+        self._headings(table)
+        positions = _positions(len(table.columns))
+        width = positions[1] - positions[0] if len(positions) > 1 else PAGE_WIDTH
+        for row in table.rows:
+            self.need(LINE, table)
+            # The first column is the free text; the rest are short numbers and codes.
+            cells = (_clip(row[0], max(8, round(width / 6))), *row[1:])
+            for x, cell in zip(positions, cells, strict=True):
+                self.canvas.text(x, self.y, cell)
+            self.y -= LINE
+
+    def _headings(self, table: Table) -> None:
+        for x, heading in zip(_positions(len(table.columns)), table.columns, strict=True):
+            self.canvas.text(x, self.y, heading, bold=True)
+        self.y -= 4
+        self.canvas.rule(MARGIN, self.y, PAGE_WIDTH - MARGIN)
+        self.y -= LINE
+
+    def totals(self, layout: Layout) -> None:
+        # Kept together: a total is read against the ones above it.
+        self.need(LINE // 2 + LINE * len(layout.totals))
+        self.canvas.rule(MARGIN, self.y + LINE - 4, PAGE_WIDTH - MARGIN)
+        self.y -= LINE // 2
+        for total in layout.totals:
+            self.canvas.text(TOTAL_LABEL_X, self.y, total.label, bold=total.strong)
+            self.canvas.text(TOTAL_AMOUNT_X, self.y, total.amount)
+            self.y -= LINE
 
 
-def _page_content(
-    document: InvoiceDocument, lines: list[DocumentLine], index: int, pages: int
-) -> bytes:
-    canvas = _Canvas()
-    top = PAGE_HEIGHT - MARGIN
-    title = f"Invoice {document.number}" if document.number else "Draft invoice"
-    canvas.text(MARGIN, top, title, size=18, bold=True)
-    canvas.text(PAGE_WIDTH - MARGIN - 120, top, document.status.upper(), size=12, bold=True)
-    y = top - 2 * LINE
-    if index == 0:
-        for left, right in (
-            (f"From: {document.seller}", f"Issued: {document.issue_date}"),
-            (f"Bill to: {document.customer_name}", f"Due: {document.due_date}"),
-            (document.customer_email, f"Currency: {document.currency}"),
-        ):
-            canvas.text(MARGIN, y, left)
-            canvas.text(PAGE_WIDTH - MARGIN - 160, y, right)
-            y -= LINE
-        y -= LINE
-    columns = (MARGIN, 300, 360, 440, 500)
-    for x, heading in zip(
-        columns, ("Description", "Qty", "Unit price", "Tax %", "Total"), strict=True
-    ):
-        canvas.text(x, y, heading, bold=True)
-    y -= 4
-    canvas.rule(MARGIN, y, PAGE_WIDTH - MARGIN)
-    y -= LINE
-    for line in lines:
-        cells = (
-            _clip(line.description, 42),
-            line.quantity,
-            line.unit_price,
-            line.tax_rate,
-            line.total,
-        )
-        for x, cell in zip(columns, cells, strict=True):
-            canvas.text(x, y, cell)
-        y -= LINE
-    if index == pages - 1:
-        canvas.rule(MARGIN, y + LINE - 4, PAGE_WIDTH - MARGIN)
-        y -= LINE // 2
-        for label, amount in (
-            ("Subtotal", document.subtotal),
-            ("Tax", document.tax),
-            ("Total", document.total),
-            ("Paid", document.amount_paid),
-            ("Amount due", document.amount_due),
-        ):
-            canvas.text(400, y, label, bold=label in ("Total", "Amount due"))
-            canvas.text(500, y, f"{amount} {document.currency}")
-            y -= LINE
-        if document.memo:
-            y -= LINE
-            for memo_line in _wrap(document.memo, 90)[:8]:
-                canvas.text(MARGIN, y, memo_line, size=9)
-                y -= LINE
-    canvas.text(MARGIN, MARGIN - 20, f"Page {index + 1} of {pages}", size=8)
-    return canvas.content()
+def _positions(columns: int) -> tuple[float, ...]:
+    if columns == len(LINE_TABLE):
+        return LINE_TABLE
+    step = (PAGE_WIDTH - 2 * MARGIN) / columns
+    return tuple(MARGIN + i * step for i in range(columns))
 
 
 class _Canvas:

@@ -22,8 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tenvoice.credits.models import CreditNote, CreditNoteStatus, Refund
 from tenvoice.customers.models import Customer
-from tenvoice.invoices.document import DocumentLine, InvoiceDocument
+from tenvoice.invoices.document import (
+    CreditNoteEntry,
+    DocumentLine,
+    InvoiceDocument,
+    RefundEntry,
+)
 from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.invoices.links import HostedLinks
 from tenvoice.invoices.models import HostedInvoiceLink, Invoice, InvoiceItem
@@ -142,7 +148,8 @@ async def get_invoice(
 
 
 async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> InvoiceDocument:
-    """What the PDF shows: the invoice as the API returns it, with both parties' names."""
+    """What the PDF and the hosted page show: the invoice as the API returns it, with both
+    parties' names, its issued credit notes and its refunds."""
     invoice = await get_invoice(session, invoice_id, links=None)
     parties = (
         await session.execute(
@@ -151,11 +158,12 @@ async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> Invoi
             .where(Customer.id == uuid.UUID(invoice["customerId"]))
         )
     ).one()
+    currency = invoice["currency"]
     return InvoiceDocument(
         seller=parties.seller,
         number=invoice["number"],
         status=invoice["status"],
-        currency=invoice["currency"],
+        currency=currency,
         issue_date=invoice["issueDate"].isoformat(),
         due_date=invoice["dueDate"].isoformat(),
         customer_name=parties.name,
@@ -176,7 +184,53 @@ async def invoice_document(session: ReadSession, invoice_id: uuid.UUID) -> Invoi
         amount_paid=invoice["amountPaid"],
         amount_due=invoice["amountDue"],
         memo=invoice["memo"],
+        applied_balance=invoice["appliedBalance"],
+        credited_amount=invoice["creditedAmount"],
+        amount_refunded=invoice["amountRefunded"],
+        credit_notes=await _issued_credit_notes(session, invoice_id, currency),
+        refunds=await refund_entries(session, Refund.invoice_id == invoice_id),
     )
+
+
+async def _issued_credit_notes(
+    session: ReadSession, invoice_id: uuid.UUID, currency: str
+) -> list[CreditNoteEntry]:
+    # A void note changed nothing that is still owed, so the customer is not shown it.
+    rows = await session.execute(
+        select(CreditNote.number, CreditNote.created_at, CreditNote.total)
+        .where(CreditNote.invoice_id == invoice_id, CreditNote.status == CreditNoteStatus.ISSUED)
+        .order_by(CreditNote.created_at, CreditNote.id)
+    )
+    return [
+        CreditNoteEntry(
+            row.number, row.created_at.date().isoformat(), format_minor(row.total, currency)
+        )
+        for row in rows
+    ]
+
+
+async def refund_entries(session: ReadSession, which: ColumnElement[bool]) -> list[RefundEntry]:
+    """The refunds `which` picks, oldest first, each dated by its latest change of status."""
+    rows = await session.execute(
+        select(
+            Refund.amount,
+            Refund.currency,
+            Refund.status,
+            Refund.created_at,
+            Refund.succeeded_at,
+            Refund.failed_at,
+        )
+        .where(which)
+        .order_by(Refund.created_at, Refund.id)
+    )
+    return [
+        RefundEntry(
+            format_minor(row.amount, row.currency),
+            row.status,
+            (row.succeeded_at or row.failed_at or row.created_at).date().isoformat(),
+        )
+        for row in rows
+    ]
 
 
 async def find_hosted_link(
