@@ -4,7 +4,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response
 
 from tenvoice.api import Paging, TenantReader, TenantUow
-from tenvoice.credits import commands, queries, refunds
+from tenvoice.credits import commands, document, queries, refunds
 from tenvoice.credits.models import CreditNote, CreditNoteStatus, RefundStatus
 from tenvoice.credits.schemas import (
     BalanceTransactionCreate,
@@ -111,8 +111,6 @@ async def void_credit_note(credit_note_id: UUID, uow: TenantUow) -> CreditNoteOu
     responses={200: {"content": {"application/pdf": {}}, "description": "The credit note"}},
 )
 async def credit_note_pdf(credit_note_id: UUID, session: TenantReader) -> Response:
-    from tenvoice.credits import document
-
     rendered, name = await document.credit_note_pdf(session, credit_note_id)
     return Response(
         rendered,
