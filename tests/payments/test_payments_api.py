@@ -31,6 +31,7 @@ PAYMENT_FIELDS = {
     "failureCode",
     "failureMessage",
     "gatewayReference",
+    "amountRefunded",
     "attemptedAt",
     "succeededAt",
     "failedAt",
@@ -158,6 +159,7 @@ async def test_an_attempt_is_a_pending_payment(
     uuid.UUID(payment["id"])
     assert payment["invoiceId"] == invoice["id"]
     assert (payment["amount"], payment["currency"], payment["method"]) == ("40.00", "USD", "card")
+    assert payment["amountRefunded"] == "0.00"
     assert payment["attemptedAt"].endswith("Z")
     moment(payment["attemptedAt"])
     for unset in ("failureCode", "failureMessage", "gatewayReference", "succeededAt", "failedAt"):

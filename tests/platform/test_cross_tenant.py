@@ -113,6 +113,8 @@ def id_routes(app: FastAPI) -> list[tuple[str, str]]:
         path, methods = route.path, route.methods
         if path is None or methods is None:
             continue
+        # Written as the OpenAPI document names it: `{credit_note_id:uuid}` is `{credit_note_id}`.
+        path = re.sub(r"{(\w+):\w+}", r"{\1}", path)
         if any(f"{{{param}}}" in path for param in ID_PARAMS):
             routes += [(method, path) for method in sorted(methods) if method != "HEAD"]
     return routes

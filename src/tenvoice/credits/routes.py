@@ -23,6 +23,8 @@ from tenvoice.platform.schemas import choices, documented_choices, problem_respo
 from tenvoice.platform.uow import UnitOfWork
 
 _PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
+# Credit note ids match only as UUIDs, so /api/credit-notes/preview is never taken for one
+# (GET on it is then 405, and its Allow header names POST alone).
 credit_notes = APIRouter(prefix="/api/credit-notes", tags=["credit notes"], responses=_PROBLEMS)
 refunds_router = APIRouter(prefix="/api/refunds", tags=["refunds"], responses=_PROBLEMS)
 balances = APIRouter(prefix="/api/customers", tags=["customers"], responses=_PROBLEMS)
@@ -95,18 +97,18 @@ async def list_credit_notes(
     return await queries.list_credit_notes(session, filters, page)
 
 
-@credit_notes.get("/{credit_note_id}")
+@credit_notes.get("/{credit_note_id:uuid}")
 async def get_credit_note(credit_note_id: UUID, session: TenantReader) -> CreditNoteOut:
     return await queries.get_credit_note(session, credit_note_id)
 
 
-@credit_notes.post("/{credit_note_id}/void")
+@credit_notes.post("/{credit_note_id:uuid}/void")
 async def void_credit_note(credit_note_id: UUID, uow: TenantUow) -> CreditNoteOut:
     return await uow.run(_voided, commands.VoidCreditNote(credit_note_id))
 
 
 @credit_notes.get(
-    "/{credit_note_id}/pdf",
+    "/{credit_note_id:uuid}/pdf",
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "The credit note"}},
 )

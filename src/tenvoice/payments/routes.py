@@ -168,8 +168,12 @@ async def _apply(
 def _parse(body: bytes) -> GatewayEvent:
     document = decode_json(body)
     try:
-        return GatewayEvent.model_validate(document)
+        event = GatewayEvent.model_validate(document)
     except ValidationError as exc:
         fields = [FieldError(field_path(e["loc"]), e["msg"]) for e in exc.errors()]
         first, *more = fields
         raise ValidationFailed(first.field, first.message, *more) from None
+    missing = event.missing_subject()
+    if missing is not None:
+        raise ValidationFailed(missing, "Field required")
+    return event

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from tenvoice.payments.models import PaymentMethod
 from tenvoice.platform.money import format_minor
@@ -88,13 +88,16 @@ class GatewayEvent(InputModel):
 
     @property
     def about_refund(self) -> bool:
-        return self.type.startswith("refund.") or self.data.payment_id is None
+        data = self.data
+        return self.type.startswith("refund.") or (
+            data.payment_id is None and data.refund_id is not None
+        )
 
-    @model_validator(mode="after")
-    def _names_its_subject(self) -> "GatewayEvent":
-        if self.about_refund and self.data.refund_id is None:
-            raise ValueError("data.refundId is required for refund events")
-        return self
+    def missing_subject(self) -> str | None:
+        """The field naming what the event is about, if it is missing."""
+        if self.about_refund:
+            return "data.refundId" if self.data.refund_id is None else None
+        return "data.paymentId" if self.data.payment_id is None else None
 
 
 class WebhookAck(OutputModel):
