@@ -25,6 +25,7 @@ from bench.stage_api import (
     capture_requests,
     plan_big,
     stage_big,
+    stage_credit_notes,
     stage_delivering,
     stage_small,
 )
@@ -67,6 +68,7 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
         await deliveries.count("when the API stopped (after W1 and W4)")
         if big_plan is not None:
             await guarded(bench, results, "W1+", stage_delivering(bench, results, big, deliveries))
+            await guarded(bench, results, "W8", stage_credit_notes(bench, results, big, big_plan))
             await guarded(bench, results, "pgbench", stage_pgbench(bench, results, big, big_plan))
     if big_plan is not None:
         await stage_drain(bench, results, big, big_plan.drain)
