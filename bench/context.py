@@ -89,9 +89,13 @@ def with_database(url: str, database: str) -> str:
 
 
 class Bench:
-    def __init__(self, plan: Plan, admin_url: str, results: Path = RESULTS) -> None:
+    def __init__(
+        self, plan: Plan, admin_url: str, results: Path = RESULTS, database: str = "tenvoice_bench"
+    ) -> None:
         self.plan = plan
         self.admin_url = admin_url
+        # Dropped and re-created by each run: another name keeps two checkouts apart.
+        self.database = database
         self.results = results
         self.procs = Processes()
         self.started = time.monotonic()

@@ -1,10 +1,13 @@
 """The report's sections below the main table: W2b's deep page, W4's double-apply check,
-W5's drain, latency at 1M vs 10k invoices, the SQL per request, and the run's notes.
+W8's credit notes and their refunds, W5's drain, latency at 1M vs 10k invoices, the SQL per
+request, and the run's notes.
 """
 
 from bench.context import Plan
 from bench.markdown import Table, ms, ratio, yes
 from bench.results_model import Results
+
+W8_RPS, W8_P99_MS = 300, 80
 
 SCALE_LIMIT = 1.3  # latency at 1M within 1.3x of latency at 10k
 
@@ -70,6 +73,50 @@ def webhooks(results: Results) -> str:
         lines.append(
             "The request list ran out and wrapped around (its repeats are all duplicates).\n"
         )
+    return "\n".join(lines)
+
+
+def credit_notes(results: Results) -> str:
+    c = results.credit_notes
+    w8 = results.runs.get("W8")
+    if c is None or w8 is None or w8.wrk is None:
+        return ""
+    w = w8.wrk
+    table = Table("req/s", "p50", "p95", "p99", "errors (4xx / 5xx / socket)", "met?")
+    table.add(
+        f"{w.rps:.0f} ({w.rps / W8_RPS:.2f}× the {W8_RPS} floor)",
+        ms(w.p50_ms),
+        ms(w.p95_ms),
+        f"{ms(w.p99_ms)} ({w.p99_ms / W8_P99_MS:.2f}× the {W8_P99_MS} ms ceiling)",
+        f"{w.errors} ({w.counters.get('s4xx', 0)} / {w.counters.get('s5xx', 0)} / "
+        f"{w.socket_errors})",
+        yes(w.rps >= W8_RPS and w.p99_ms <= W8_P99_MS and w.errors == 0 and c.ok),
+    )
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(c.by_status.items()))
+    lines = [
+        "## W8: credit notes with their refunds (the API side)\n",
+        "Each request credits quantity 1 of the first item of a seeded paid invoice (paid "
+        "whole by one succeeded payment) that no other request names, with `refundAmount` the "
+        "note's total: all of it is refund. The API's outbox worker is off, so W8 measures the "
+        "request (note, lines, refund, its `gateway.refund` job, events and their webhook "
+        "deliveries), not the gateway's round trip; after the check the refund jobs are marked "
+        "done, so that no worker measured later sends them.\n",
+        str(table),
+        f"Check in the database (as the superuser), over the {c.invoices} invoices W8 named "
+        f"(the SQL capture's included): **{'passed' if c.ok else 'FAILED'}**.\n",
+        f"- credit notes: {c.notes}; on the warm-up's and measured run's invoices "
+        f"{c.measured_notes}, for {c.created} answers 201 seen and {c.sent} requests sent "
+        f"(those in flight when wrk stopped are answered unseen); invoices with more than one: "
+        f"{c.notes_twice}; notes not all refund (or lowering amount due): {c.not_all_refund}",
+        f"- refunds: {c.refunds} ({statuses or 'none'}); notes without refund rows or whose "
+        f"refunds do not add up to their `refundAmount`: {c.without_refunds}; refunds without "
+        f"their `gateway.refund` outbox job: {c.refunds_without_job} ({c.jobs_retired} pending "
+        "jobs marked done)",
+        f"- invoices whose `amount_refunded` != the sum of their refunds: {c.invoice_mismatch}; "
+        f"payments likewise: {c.payment_mismatch}\n",
+    ]
+    if w.counters.get("wraps", 0):
+        lines.append("The request list ran out and wrapped around: its repeats credit again.\n")
     return "\n".join(lines)
 
 
@@ -201,10 +248,12 @@ def w1_deliveries(results: Results) -> str:
         "## W1's webhook deliveries\n\n"
         'Every tenant W1 picks from has one enabled endpoint subscribed to "*" on a local '
         "receiver, so each created invoice also writes its 2 events' deliveries and a dispatch "
-        "job, in the request's transaction (W4's settled payments write theirs too). W1 and W4 "
+        "job, in the request's transaction (W4's settled payments and W8's credit notes write "
+        "theirs too). W1 and W4 "
         "run with the API's worker off; W1+ serves the API as deployed, its in-process worker "
         "sending first what W1 and W4 wrote, then W1+'s own deliveries while it runs. "
-        "pgbench's W1 and W4 write deliveries that no worker runs. Then the endpoints are "
+        "W8 (after W1+), pgbench's W1 and W4 write deliveries that no worker runs. Then the "
+        "endpoints are "
         "disabled and their unrun dispatch jobs marked done, so that W5 and W7 measure only "
         "their own work.\n\n" + str(table)
     )

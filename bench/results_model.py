@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.capture import Capture
 from bench.checks import WebhookCheck
+from bench.credit_notes import CreditNoteCheck
 from bench.drain import DrainResult
 from bench.fanout import FanoutResult
 from bench.limits import PgbenchResult
@@ -81,6 +82,7 @@ class Results:
     captures: dict[str, CaptureInfo] = field(default_factory=dict)
     deep_page: DeepPage | None = None
     webhooks: WebhookCheck | None = None
+    credit_notes: CreditNoteCheck | None = None
     drain: DrainResult | None = None
     fanout: FanoutResult | None = None
     w1_deliveries: list[EndpointDeliveries] = field(default_factory=list)
@@ -91,6 +93,8 @@ class Results:
         data = asdict(self)
         if self.webhooks is not None:
             data["webhooks"] = self.webhooks.to_json()
+        if self.credit_notes is not None:
+            data["credit_notes"] = self.credit_notes.to_json()
         if self.drain is not None:
             data["drain"] = self.drain.to_json()
         if self.fanout is not None:

@@ -25,6 +25,7 @@ from bench.stage_api import (
     capture_requests,
     plan_big,
     stage_big,
+    stage_credit_notes,
     stage_delivering,
     stage_small,
 )
@@ -36,7 +37,7 @@ from bench.stage_limits import stage_ceiling, stage_pgbench
 from bench.stage_seed import seed_database
 from bench.wrk import ensure_wrk
 
-BIG_DB, SMALL_DB = "tenvoice_bench", "tenvoice_bench_10k"
+DEFAULT_DATABASE = "tenvoice_bench"
 
 
 async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
@@ -54,7 +55,7 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
         bench,
         results,
         "10k",
-        SMALL_DB,
+        bench.database + "_10k",
         tenants=plan.small_tenants,
         per_tenant=plan.small_invoices_per_tenant,
         whale_open=0,
@@ -67,6 +68,7 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
         await deliveries.count("when the API stopped (after W1 and W4)")
         if big_plan is not None:
             await guarded(bench, results, "W1+", stage_delivering(bench, results, big, deliveries))
+            await guarded(bench, results, "W8", stage_credit_notes(bench, results, big, big_plan))
             await guarded(bench, results, "pgbench", stage_pgbench(bench, results, big, big_plan))
     if big_plan is not None:
         await stage_drain(bench, results, big, big_plan.drain)
@@ -82,7 +84,7 @@ async def _seed_big(bench: Bench, results: Results, *, reuse: bool) -> Seeded:
         bench,
         results,
         "1M",
-        BIG_DB,
+        bench.database,
         tenants=plan.tenants,
         per_tenant=plan.invoices_per_tenant,
         whale_open=plan.whale_open,
@@ -106,7 +108,7 @@ async def capture_only(bench: Bench, results: Results) -> None:
 
 async def main_async(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
-    bench = Bench(plan, args.admin_url)
+    bench = Bench(plan, args.admin_url, database=args.database)
     results = Results(quick=plan.quick, started_at=datetime.now(UTC).isoformat(timespec="seconds"))
     task = asyncio.current_task()
     assert task is not None
@@ -146,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         "--admin-url",
         default=os.environ.get("TENVOICE_BENCH_ADMIN_URL", DEFAULT_ADMIN_URL),
         help="a PostgreSQL superuser's URL (default: $TENVOICE_BENCH_ADMIN_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("TENVOICE_BENCH_DATABASE", DEFAULT_DATABASE),
+        help="the 1M database's name; the 10k one adds _10k (default: "
+        "$TENVOICE_BENCH_DATABASE or %(default)s)",
     )
     parser.add_argument(
         "--reuse-seed",

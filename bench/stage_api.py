@@ -1,6 +1,7 @@
 """The API on PostgreSQL, served as deployed (`tenvoice serve --workers 2`): the 1M stage
-(the SQL capture, W2, W2b, W3, W1 and W4, then W4's check in the database) and the 10k stage
-(W2, W3 and W1 again, for latency against size).
+(the SQL capture, W2, W2b, W3, W1 and W4, then W4's check in the database), W8 (credit notes
+with refunds, then their check) and the 10k stage (W2, W3 and W1 again, for latency against
+size).
 """
 
 import json
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 
-from bench import checks
+from bench import checks, credit_notes
 from bench import workloads as wl
 from bench.context import Bench, Seeded
 from bench.manifest import PaymentSeed
@@ -31,6 +32,7 @@ class BigPlan:
     drain: list[PaymentSeed]
     page: int
     cursor: str | None
+    credit_notes: credit_notes.CreditNotes
 
 
 async def plan_big(bench: Bench, results: Results, seeded: Seeded) -> BigPlan:
@@ -58,7 +60,10 @@ async def plan_big(bench: Bench, results: Results, seeded: Seeded) -> BigPlan:
         if page != plan.deep_page:
             results.notes.append(f"W2b reads page {page}: the whale has too few open invoices.")
         cursor = await deep_cursor(seeded, page)
-    return BigPlan(capture, w4, drain_payments, page, cursor)
+    notes = await credit_notes.plan(
+        seeded.admin_db_url, seeded.manifest.tenants, plan.warmup_s, plan.measure_s
+    )
+    return BigPlan(capture, w4, drain_payments, page, cursor, notes)
 
 
 async def still_pending(seeded: Seeded) -> list[PaymentSeed]:
@@ -107,6 +112,7 @@ def capture_requests(
         "W3": wl.get_invoices(tenant)[:3],
         "W4": webhooks.requests,
         "W4-repeat": webhooks.requests[-1:],
+        "W8": big.credit_notes("capture", threads=1),
     }
     whale = seeded.manifest.whale
     if big.cursor is not None and whale is not None:
@@ -127,6 +133,8 @@ async def stage_big(bench: Bench, results: Results, seeded: Seeded) -> BigPlan:
     await guarded(
         bench, results, "the SQL capture", stage_capture(bench, results, seeded, requests)
     )
+    # The capture's worker is off: its refunds' jobs would wait for W1+'s worker.
+    await credit_notes.retire_jobs(seeded.admin_db_url, big.credit_notes.invoice_ids("capture"))
 
     bench.say("serving the 1M database: tenvoice serve --workers 2, outbox worker off")
     # The worker is off: W1 and W4 measure their requests, deliveries written and not sent
@@ -185,6 +193,38 @@ async def stage_delivering(
     finally:
         bench.procs.stop(service)
     await deliveries.count("when W1+ ended")
+
+
+async def stage_credit_notes(bench: Bench, results: Results, seeded: Seeded, big: BigPlan) -> None:
+    """W8 on the 1M database, after W1+ so that the deliveries its events write (W1's
+    endpoints take "*") are not W1+'s worker's to send; then its check in the database."""
+    notes = big.credit_notes
+    available = sum(len(notes.phases[p]) for p in ("warmup", "main"))
+    bench.say(f"W8: credit notes with refunds on {available} paid invoices (outbox worker off)")
+    if len(notes.phases["main"]) < 20:
+        results.notes.append("W8 skipped: the seed has too few paid invoices left to credit.")
+        return
+    service = await bench.serve("api-1M-credit-notes", seeded.app_url, worker="off")
+    try:
+        measured = await measure(
+            bench,
+            results,
+            service,
+            Measured("W8", "credit note with its refund, paid invoice, random tenant", "1M", 16),
+            "w8_credit_notes.lua",
+            notes,
+        )
+    finally:
+        bench.procs.stop(service)
+    runs = [run for run in (measured.warmup, measured.wrk) if run is not None]
+    results.credit_notes = await credit_notes.check(
+        seeded.admin_db_url,
+        notes.invoice_ids(),
+        notes.invoice_ids("warmup", "main"),
+        created=sum(run.counters.get("s2xx", 0) for run in runs),
+        sent=sum(run.counters.get("sent", 0) for run in runs),
+    )
+    bench.say(f"  {json.dumps(results.credit_notes.to_json())}")
 
 
 async def stage_small(bench: Bench, results: Results, seeded: Seeded) -> None:

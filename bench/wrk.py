@@ -46,6 +46,7 @@ class WrkResult:
     rps: float
     p50_ms: float
     p90_ms: float
+    p95_ms: float
     p99_ms: float
     max_ms: float
     mean_ms: float
@@ -88,6 +89,7 @@ def parse_summary(stdout: str) -> WrkResult:
         rps=raw["requests"] / duration if duration else 0.0,
         p50_ms=raw["p50_us"] / 1000,
         p90_ms=raw["p90_us"] / 1000,
+        p95_ms=raw["p95_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
         max_ms=raw["max_us"] / 1000,
         mean_ms=raw["mean_us"] / 1000,

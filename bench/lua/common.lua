@@ -127,9 +127,9 @@ function M.done(summary, latency, _)
     string.format('"bytes":%d', summary.bytes),
     string.format('"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d',
       e.connect, e.read, e.write, e.status, e.timeout),
-    string.format('"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f',
-      latency:percentile(50), latency:percentile(90), latency:percentile(99),
-      latency.max, latency.mean),
+    string.format('"p50_us":%d,"p90_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f',
+      latency:percentile(50), latency:percentile(90), latency:percentile(95),
+      latency:percentile(99), latency.max, latency.mean),
   }
   for _, name in ipairs(COUNTERS) do
     table.insert(parts, string.format('"%s":%d', name, totals[name]))
