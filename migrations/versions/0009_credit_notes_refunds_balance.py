@@ -1,6 +1,6 @@
 """Credit notes, refunds and customer balances, and the invoice and payment columns they move.
 
-Existing invoices and payments get zeroes (and `false`), not nulls: nothing was credited,
+Existing invoices, their items and payments get zeroes (and `false`), not nulls: nothing was credited,
 refunded or applied before these existed. Every new tenant table gets row-level security.
 
 Revision ID: 0009
@@ -65,6 +65,13 @@ def upgrade() -> None:
         "invoices",
         sa.Column("paid_out_of_band", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
+    op.add_column(
+        "invoices",
+        sa.Column("credit_notes_issued", sa.Integer(), nullable=False, server_default="0"),
+    )
+    op.add_column("invoices", _money("credit_notes_total"))
+    for column in ("credited_quantity", "credited_subtotal"):
+        op.add_column("invoice_items", _money(column))
     op.add_column("payments", _money("amount_refunded"))
     _credit_notes()
     _refunds()
@@ -243,6 +250,16 @@ def downgrade() -> None:
         op.drop_table(table)
     with op.batch_alter_table("payments") as batch:
         batch.drop_column("amount_refunded")
+    with op.batch_alter_table("invoice_items") as batch:
+        for column in ("credited_subtotal", "credited_quantity"):
+            batch.drop_column(column)
     with op.batch_alter_table("invoices") as batch:
-        for column in ("paid_out_of_band", "applied_balance", "amount_refunded", "credited_amount"):
+        for column in (
+            "credit_notes_total",
+            "credit_notes_issued",
+            "paid_out_of_band",
+            "applied_balance",
+            "amount_refunded",
+            "credited_amount",
+        ):
             batch.drop_column(column)

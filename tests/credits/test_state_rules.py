@@ -70,7 +70,8 @@ def refund() -> Refund:
         amount=500,
         currency="USD",
         reason=None,
-        credit_note_id=None,
+        credit_note=None,
+        tenant_id=uuid.uuid4(),
         at=AT,
     )
     made.pull_events()

@@ -9,7 +9,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from tenvoice.config import Settings
-from tenvoice.invoices.models import HostedInvoiceLink
+from tenvoice.invoices.links import HostedInvoiceLink
 from tenvoice.main import create_app
 from tenvoice.platform.db import Database
 from tenvoice.platform.tokens import token_hash

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from tenvoice.credits import ledger
 from tenvoice.credits.amounts import (
@@ -24,13 +25,7 @@ from tenvoice.credits.amounts import (
     credit,
 )
 from tenvoice.credits.errors import CreditNoteNotFound
-from tenvoice.credits.models import (
-    BalanceTransaction,
-    CreditNote,
-    CreditNoteLine,
-    CreditNoteStatus,
-    Refund,
-)
+from tenvoice.credits.models import BalanceTransaction, CreditNote
 from tenvoice.credits.refunds import refund_payments, succeeded_payments
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
@@ -83,10 +78,8 @@ class AdjustBalance:
 
 async def issue_credit_note(uow: UnitOfWork, command: IssueCreditNote) -> CreditNote:
     invoice = await load_invoice(uow, command.invoice_id)
-    payments = await succeeded_payments(uow, invoice.id)
-    creditable, issued = await _creditable(uow, invoice, sum(p.refundable for p in payments))
     amounts = credit(
-        creditable,
+        _creditable(invoice),
         [_requested(line, n, invoice.currency) for n, line in enumerate(command.lines)],
         Split(
             *(
@@ -106,7 +99,7 @@ async def issue_credit_note(uow: UnitOfWork, command: IssueCreditNote) -> Credit
         customer_id=invoice.customer_id,
         currency=invoice.currency,
         # Gap-free per invoice: the invoice is locked, and a voided note keeps its number.
-        number=f"{invoice.number}-CN-{issued + 1:02d}",
+        number=f"{invoice.number}-CN-{invoice.credit_notes_issued + 1:02d}",
         amounts=amounts,
         reason=command.reason,
         memo=command.memo,
@@ -114,30 +107,27 @@ async def issue_credit_note(uow: UnitOfWork, command: IssueCreditNote) -> Credit
         at=now,
     )
     if command.preview:
-        # Expunged from nothing: it was never added, so the commit writes nothing.
+        # Never added to the session: the commit writes nothing.
         return note
     uow.session.add(uow.track(note))
-    invoice.credit(amounts.pre_payment, now)
+    invoice.credit(note.taken(), now)
     if amounts.refund:
-        await refund_payments(uow, invoice, payments, amounts.refund, note.id, now)
+        payments = await succeeded_payments(uow, invoice.id)
+        refund_payments(uow, invoice, payments, amounts.refund, note, now)
     if amounts.credit:
         balance = await ledger.locked_balance(
             uow, invoice.customer_id, invoice.currency, create=True
         )
         assert balance is not None
-        ledger.keep(
-            uow,
-            balance.enter(
-                balance.rules().credit_from_note(amounts.credit), credit_note_id=note.id, at=now
-            ),
-        )
+        change = balance.rules().credit_from_note(amounts.credit)
+        ledger.keep(uow, balance.enter(change, credit_note_id=note.id, at=now))
     return note
 
 
 async def void_credit_note(uow: UnitOfWork, command: VoidCreditNote) -> CreditNote:
     of_note = select(CreditNote.invoice_id).where(CreditNote.id == command.credit_note_id)
     try:
-        invoice = await load_invoice(uow, of_note.scalar_subquery(), with_items=False)
+        invoice = await load_invoice(uow, of_note.scalar_subquery())
     except InvoiceNotFound:
         raise CreditNoteNotFound(f"No credit note {command.credit_note_id}.") from None
     note = uow.track(
@@ -145,28 +135,20 @@ async def void_credit_note(uow: UnitOfWork, command: VoidCreditNote) -> CreditNo
             await uow.session.scalars(
                 select(CreditNote)
                 .where(CreditNote.id == command.credit_note_id)
-                .with_for_update()
+                .options(selectinload(CreditNote.lines), selectinload(CreditNote.refunds))
+                .with_for_update(of=CreditNote)
                 .execution_options(populate_existing=True)
             )
         ).one()
     )
-    refund_statuses = (
-        await uow.session.scalars(select(Refund.status).where(Refund.credit_note_id == note.id))
-    ).all()
     now = utcnow()
-    note.void(refund_statuses, invoice.status, now)
-    invoice.uncredit(note.pre_payment_amount, now)
+    note.void([refund.status for refund in note.refunds], invoice.status, now)
+    invoice.uncredit(note.taken(), now)
     if note.credit_amount:
         balance = await ledger.locked_balance(uow, note.customer_id, note.currency, create=True)
         assert balance is not None
-        ledger.keep(
-            uow,
-            balance.enter(
-                balance.rules().take_back_note_credit(note.credit_amount),
-                credit_note_id=note.id,
-                at=now,
-            ),
-        )
+        change = balance.rules().take_back_note_credit(note.credit_amount)
+        ledger.keep(uow, balance.enter(change, credit_note_id=note.id, at=now))
     return note
 
 
@@ -190,64 +172,33 @@ async def _live_customer(uow: UnitOfWork, customer_id: uuid.UUID) -> Customer:
     return customer
 
 
-async def _creditable(uow: UnitOfWork, invoice: Invoice, refundable: int) -> tuple[Creditable, int]:
-    """The invoice as a new credit note sees it, and how many notes it has had."""
-    session = uow.session
-    issued = CreditNote.status == CreditNoteStatus.ISSUED
-    count, credited = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(CreditNote.total).filter(issued), 0),
-            ).where(CreditNote.invoice_id == invoice.id)
-        )
-    ).one()
-    taken = {
-        item_id: (quantity, subtotal)
-        for item_id, quantity, subtotal in await session.execute(
-            select(
-                CreditNoteLine.invoice_item_id,
-                # As stored, a scaled integer (ScaledDecimal(4)): summed exactly.
-                func.sum(type_coerce(CreditNoteLine.quantity, BigInteger)),
-                func.sum(CreditNoteLine.subtotal),
-            )
-            .join(
-                CreditNote,
-                (CreditNote.tenant_id == CreditNoteLine.tenant_id)
-                & (CreditNote.id == CreditNoteLine.credit_note_id),
-            )
-            .where(
-                CreditNote.invoice_id == invoice.id,
-                issued,
-                CreditNoteLine.invoice_item_id.is_not(None),
-            )
-            .group_by(CreditNoteLine.invoice_item_id)
-        )
-    }
-    items = {}
-    for item in invoice.items:
-        quantity, subtotal = taken.get(item.id, (None, 0))
-        items[item.id] = CreditableItem(
-            item.id,
-            item.description,
-            item.quantity,
-            item.unit_price,
-            item.tax_rate,
-            item.subtotal,
-            Decimal(quantity or 0).scaleb(-4),
-            int(subtotal or 0),
-        )
-    creditable = Creditable(
+def _creditable(invoice: Invoice) -> Creditable:
+    """The invoice as a new credit note sees it: all of it is on the invoice and its items,
+    read under the invoice's lock."""
+    return Creditable(
         currency=invoice.currency,
         status=invoice.status,
         total=invoice.total,
         amount_due=invoice.amount_due,
         amount_pending=invoice.amount_pending,
-        credited=int(credited),
-        refundable=refundable,
-        items=items,
+        credited=invoice.credit_notes_total,
+        # Each succeeded payment adds to amount_paid, each refund not failed to
+        # amount_refunded: what the payments can still give back is the difference.
+        refundable=invoice.amount_paid - invoice.amount_refunded,
+        items={
+            item.id: CreditableItem(
+                item.id,
+                item.description,
+                item.quantity,
+                item.unit_price,
+                item.tax_rate,
+                item.subtotal,
+                item.credited_quantity,
+                item.credited_subtotal,
+            )
+            for item in invoice.items
+        },
     )
-    return creditable, int(count)
 
 
 def _requested(line: LineInput, n: int, currency: str) -> ByQuantity | ByAmount | FreeLine:

@@ -28,6 +28,7 @@ from tenvoice.credits.errors import CreditNoteNotVoidable, InvalidRefundTransiti
 
 # The tables these keys reference, on the metadata before the mappers are configured.
 from tenvoice.customers import models as _customers  # noqa: F401
+from tenvoice.invoices.models import Credited
 from tenvoice.payments import models as _payments  # noqa: F401
 from tenvoice.platform.db import Base, ScaledDecimal, utcnow
 from tenvoice.platform.ids import uuid7
@@ -131,6 +132,10 @@ class CreditNote(TenantOwned, EventRecorder, Base):
     lines: Mapped[list[CreditNoteLine]] = relationship(
         order_by=CreditNoteLine.position, cascade="all, delete-orphan", lazy="raise"
     )
+    # The refunds it made, kept with it so that its answer and its event need no read-back.
+    refunds: Mapped[list["Refund"]] = relationship(
+        order_by="Refund.created_at", lazy="raise", back_populates="credit_note"
+    )
 
     @classmethod
     def issue(
@@ -164,6 +169,7 @@ class CreditNote(TenantOwned, EventRecorder, Base):
             credit_amount=amounts.credit,
             out_of_band_amount=amounts.out_of_band,
             created_at=at,
+            refunds=[],
             lines=[
                 CreditNoteLine(
                     id=uuid7(),
@@ -197,6 +203,18 @@ class CreditNote(TenantOwned, EventRecorder, Base):
 
     def money(self, minor: int) -> str:
         return format_minor(minor, self.currency)
+
+    def taken(self) -> Credited:
+        """What it takes of its invoice: counted when issued, given back when voided."""
+        return Credited(
+            self.total,
+            self.pre_payment_amount,
+            [
+                (line.invoice_item_id, line.quantity or Decimal(0), line.subtotal)
+                for line in self.lines
+                if line.invoice_item_id is not None
+            ],
+        )
 
     def void(self, refund_statuses: Iterable[str], invoice_status: str, at: datetime) -> None:
         """Void a note whose refunds, if any, all failed. The caller undoes its effect on
@@ -250,6 +268,10 @@ class Refund(TenantOwned, EventRecorder, Base):
     succeeded_at: Mapped[datetime | None] = mapped_column(default=None)
     failed_at: Mapped[datetime | None] = mapped_column(default=None)
 
+    credit_note: Mapped[CreditNote | None] = relationship(lazy="raise", back_populates="refunds")
+    # Written with the refund (the unit of work inserts the refund first).
+    route: Mapped["RefundRoute"] = relationship(lazy="raise", cascade="save-update")
+
     @classmethod
     def request(
         cls,
@@ -260,7 +282,8 @@ class Refund(TenantOwned, EventRecorder, Base):
         amount: int,
         currency: str,
         reason: str | None,
-        credit_note_id: uuid.UUID | None,
+        credit_note: CreditNote | None,
+        tenant_id: uuid.UUID,
         at: datetime,
     ) -> "Refund":
         """A pending refund of `amount`, which the caller has taken from the payment."""
@@ -268,13 +291,17 @@ class Refund(TenantOwned, EventRecorder, Base):
             id=uuid7(),
             payment_id=payment_id,
             invoice_id=invoice_id,
-            credit_note_id=credit_note_id,
+            credit_note_id=None if credit_note is None else credit_note.id,
             amount=amount,
             currency=currency,
             status=RefundStatus.PENDING.value,
             reason=reason,
             created_at=at,
         )
+        refund.route = RefundRoute(refund_id=refund.id, tenant_id=tenant_id)
+        if credit_note is not None:
+            credit_note.refunds.append(refund)
+        credit_note_id = refund.credit_note_id
         money = refund.money()
         refund.record(
             events.RefundCreated(refund.id, payment_id, invoice_id, money, currency, credit_note_id)

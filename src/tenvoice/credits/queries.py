@@ -24,6 +24,7 @@ from tenvoice.credits.schemas import (
     RefundOut,
     balance_transaction_view,
     credit_note_view,
+    note_view,
     refund_view,
 )
 from tenvoice.platform.db import ReadSession, WriteSession
@@ -84,15 +85,8 @@ async def _notes_out(session: AsyncSession, notes: Sequence[Any]) -> list[Credit
     return [credit_note_view(note, lines[note.id], refunds[note.id]) for note in notes]
 
 
-async def credit_note_out(session: AsyncSession, note: Any) -> CreditNoteOut:
-    [out] = await _notes_out(session, [note])
-    return out
-
-
-async def credit_note_snapshot(note: CreditNote, session: WriteSession) -> dict[str, Any]:
-    # The session does not autoflush: its lines and refunds are written first to be read.
-    await session.flush()
-    return (await credit_note_out(session, note)).model_dump(mode="json", by_alias=True)
+async def credit_note_snapshot(note: CreditNote, _session: WriteSession) -> dict[str, Any]:
+    return note_view(note).model_dump(mode="json", by_alias=True)
 
 
 async def get_credit_note(session: ReadSession, credit_note_id: uuid.UUID) -> CreditNoteOut:
@@ -101,7 +95,8 @@ async def get_credit_note(session: ReadSession, credit_note_id: uuid.UUID) -> Cr
     ).first()
     if row is None:
         raise CreditNoteNotFound(f"No credit note {credit_note_id}.")
-    return await credit_note_out(session, row)
+    [out] = await _notes_out(session, [row])
+    return out
 
 
 async def list_credit_notes(

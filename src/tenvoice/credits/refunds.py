@@ -21,7 +21,7 @@ from tenvoice.credits.errors import (
     PaymentNotRefundable,
     RefundNotFound,
 )
-from tenvoice.credits.models import Refund, RefundRoute
+from tenvoice.credits.models import CreditNote, Refund
 from tenvoice.invoices.commands import load_invoice
 from tenvoice.invoices.errors import InvoiceNotFound
 from tenvoice.invoices.models import Invoice
@@ -69,12 +69,12 @@ async def succeeded_payments(uow: UnitOfWork, invoice_id: uuid.UUID) -> list[Pay
     return list(payments)
 
 
-async def refund_payments(
+def refund_payments(
     uow: UnitOfWork,
     invoice: Invoice,
     payments: Sequence[Payment],
     amount: int,
-    credit_note_id: uuid.UUID,
+    credit_note: CreditNote,
     at: datetime,
 ) -> None:
     """Refund `amount` from the payments, newest first (API.md), as far as each can."""
@@ -84,7 +84,7 @@ async def refund_payments(
             break
         part = min(left, payment.refundable)
         if part > 0:
-            await _refund(uow, invoice, payment, part, None, credit_note_id, at)
+            _refund(uow, invoice, payment, part, None, credit_note, at)
             left -= part
     # The credit note's rules refused a refund larger than the payments' total.
     assert left == 0
@@ -114,19 +114,20 @@ async def create_refund(uow: UnitOfWork, command: CreateRefund) -> Refund:
             f"At most {format_minor(left, payment.currency)} {payment.currency} of this "
             "payment can still be refunded."
         )
-    return await _refund(uow, invoice, payment, amount, command.reason, None, utcnow())
+    return _refund(uow, invoice, payment, amount, command.reason, None, utcnow())
 
 
-async def _refund(
+def _refund(
     uow: UnitOfWork,
     invoice: Invoice,
     payment: Payment,
     amount: int,
     reason: str | None,
-    credit_note_id: uuid.UUID | None,
+    credit_note: CreditNote | None,
     at: datetime,
 ) -> Refund:
     assert payment.gateway_reference is not None, "a succeeded payment has its reference"
+    assert uow.context.tenant_id is not None
     refund = Refund.request(
         payment_id=payment.id,
         invoice_id=invoice.id,
@@ -134,16 +135,13 @@ async def _refund(
         amount=amount,
         currency=payment.currency,
         reason=reason,
-        credit_note_id=credit_note_id,
+        credit_note=credit_note,
+        tenant_id=uow.context.tenant_id,
         at=at,
     )
     payment.amount_refunded += amount
     invoice.take_refund(amount, at)
     uow.session.add(uow.track(refund))
-    # The route references the refund, and the unit of work orders inserts only along
-    # relationships: the refund goes first.
-    await uow.session.flush()
-    uow.session.add(RefundRoute(refund_id=refund.id, tenant_id=uow.context.tenant_id))
     return refund
 
 

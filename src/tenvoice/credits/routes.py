@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from tenvoice.api import Paging, TenantReader, TenantUow
 from tenvoice.credits import commands, document, queries, refunds
-from tenvoice.credits.models import CreditNote, CreditNoteStatus, RefundStatus
+from tenvoice.credits.models import CreditNoteStatus, RefundStatus
 from tenvoice.credits.schemas import (
     BalanceTransactionCreate,
     BalanceTransactionOut,
@@ -14,13 +14,12 @@ from tenvoice.credits.schemas import (
     RefundCreate,
     RefundOut,
     balance_transaction_view,
-    credit_note_view,
+    note_view,
     refund_view,
 )
 from tenvoice.customers import queries as customer_queries
 from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import choices, documented_choices, problem_responses
-from tenvoice.platform.uow import UnitOfWork
 
 _PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 415, 422)
 # Credit note ids match only as UUIDs, so /api/credit-notes/preview is never taken for one
@@ -49,31 +48,15 @@ def _issue_command(body: CreditNoteCreate, *, preview: bool) -> commands.IssueCr
     )
 
 
-async def _answered(uow: UnitOfWork, note: CreditNote) -> CreditNoteOut:
-    # Read in the command's own transaction, which has written its lines and refunds (the
-    # session does not autoflush).
-    await uow.session.flush()
-    return await queries.credit_note_out(uow.session, note)
-
-
-async def _issued(uow: UnitOfWork, command: commands.IssueCreditNote) -> CreditNoteOut:
-    return await _answered(uow, await commands.issue_credit_note(uow, command))
-
-
-async def _voided(uow: UnitOfWork, command: commands.VoidCreditNote) -> CreditNoteOut:
-    return await _answered(uow, await commands.void_credit_note(uow, command))
-
-
 @credit_notes.post("", status_code=201)
 async def issue_credit_note(body: CreditNoteCreate, uow: TenantUow) -> CreditNoteOut:
-    return await uow.run(_issued, _issue_command(body, preview=False))
+    return note_view(await uow.run(commands.issue_credit_note, _issue_command(body, preview=False)))
 
 
 @credit_notes.post("/preview")
 async def preview_credit_note(body: CreditNoteCreate, uow: TenantUow) -> CreditNoteOut:
     """The credit note the same body would issue now; nothing is stored."""
-    note = await uow.run(commands.issue_credit_note, _issue_command(body, preview=True))
-    return credit_note_view(note, note.lines, [])
+    return note_view(await uow.run(commands.issue_credit_note, _issue_command(body, preview=True)))
 
 
 async def credit_note_filters(
@@ -104,7 +87,9 @@ async def get_credit_note(credit_note_id: UUID, session: TenantReader) -> Credit
 
 @credit_notes.post("/{credit_note_id:uuid}/void")
 async def void_credit_note(credit_note_id: UUID, uow: TenantUow) -> CreditNoteOut:
-    return await uow.run(_voided, commands.VoidCreditNote(credit_note_id))
+    return note_view(
+        await uow.run(commands.void_credit_note, commands.VoidCreditNote(credit_note_id))
+    )
 
 
 @credit_notes.get(

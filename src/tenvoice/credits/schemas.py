@@ -165,6 +165,11 @@ def credit_note_view(note: Any, lines: list[Any], refund_ids: list[UUID]) -> Cre
     )
 
 
+def note_view(note: Any) -> CreditNoteOut:
+    """The wire form of the aggregate, whose commands load its lines and refunds."""
+    return credit_note_view(note, note.lines, [refund.id for refund in note.refunds])
+
+
 def refund_view(refund: Any) -> RefundOut:
     return RefundOut.model_construct(
         id=refund.id,

@@ -11,9 +11,8 @@ from tenvoice.credits import ledger
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
 from tenvoice.invoices.errors import CustomerDeleted, InvalidInvoiceTransition, InvoiceNotFound
-from tenvoice.invoices.links import LinkTokens
+from tenvoice.invoices.links import HostedInvoiceLink, LinkTokens
 from tenvoice.invoices.models import (
-    HostedInvoiceLink,
     Invoice,
     InvoiceNumberCounter,
     InvoiceStatus,

@@ -8,7 +8,12 @@ same invoice always gets the same link, with nothing to keep but the token's has
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import ForeignKeyConstraint, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenvoice.platform.db import Base, utcnow
 from tenvoice.platform.tokens import DerivedTokens
 
 PURPOSE = "hosted-invoice-link"
@@ -33,3 +38,25 @@ class HostedLinks:
 
     def url(self, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> str:
         return f"{self.base}/hosted/invoices/{self.tokens.token(tenant_id, invoice_id)}"
+
+
+class HostedInvoiceLink(Base):
+    """Finds the invoice behind a public link before any tenant is known.
+
+    A platform table like `api_keys`: it holds only the SHA-256 of the link's token, so a
+    copy of it opens no invoice. An invoice may have more than one link: the one derived from
+    its ids (links.py), and one minted at random before links were derived, still valid.
+    """
+
+    __tablename__ = "hosted_invoice_links"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "invoice_id"], ["invoices.tenant_id", "invoices.id"], ondelete="CASCADE"
+        ),
+        Index("ix_hosted_invoice_links_token_hash", "token_hash", unique=True),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -105,6 +105,10 @@ class InvoiceItem(TenantOwned, Base):
     subtotal: Mapped[int] = mapped_column(BigInteger)
     tax: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)
+    # What issued credit notes took of it, kept here under the invoice's lock so that a new
+    # note reads what is left with the invoice itself.
+    credited_quantity: Mapped[Decimal] = mapped_column(ScaledDecimal(4), default=Decimal(0))
+    credited_subtotal: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Invoice(TenantOwned, EventRecorder, Base):
@@ -147,6 +151,10 @@ class Invoice(TenantOwned, EventRecorder, Base):
     applied_balance: Mapped[int] = mapped_column(BigInteger, default=0)
     # Settled by a credit note rather than by payments.
     paid_out_of_band: Mapped[bool] = mapped_column(default=False)
+    # Credit notes ever issued (voided ones keep their numbers) and the total of those still
+    # issued: a new note is numbered and limited by these, read under the invoice's lock.
+    credit_notes_issued: Mapped[int] = mapped_column(Integer, default=0)
+    credit_notes_total: Mapped[int] = mapped_column(BigInteger, default=0)
     memo: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -189,6 +197,8 @@ class Invoice(TenantOwned, EventRecorder, Base):
             amount_refunded=0,
             applied_balance=0,
             paid_out_of_band=False,
+            credit_notes_issued=0,
+            credit_notes_total=0,
             memo=memo,
             metadata_=metadata,
             created_at=now,
@@ -372,23 +382,32 @@ class Invoice(TenantOwned, EventRecorder, Base):
 
     # -- credit notes and refunds -------------------------------------------------------
 
-    def credit(self, pre_payment: int, at: datetime) -> None:
-        """A credit note took `pre_payment` off what is owed: the invoice is settled by it
-        if nothing is left (API.md: paidOutOfBand)."""
-        assert 0 <= pre_payment <= self.amount_due - self.amount_pending
-        if pre_payment == 0:
-            return
-        self.credited_amount += pre_payment
+    def credit(self, note: "Credited", at: datetime) -> None:
+        """A credit note was issued: it counts against what is left to credit, and its
+        pre-payment part comes off what is owed, settling the invoice if nothing is left
+        (API.md: paidOutOfBand)."""
+        assert 0 <= note.pre_payment <= max(0, self.amount_due - self.amount_pending)
+        self._count(note, 1)
+        self.credit_notes_issued += 1
         self.updated_at = at
-        if self.amount_due == 0:
+        if note.pre_payment and self.amount_due == 0:
             self._settle(at, out_of_band=True)
 
-    def uncredit(self, pre_payment: int, at: datetime) -> None:
-        """A voided credit note gives back what it took off; never on a settled invoice (the
-        credit note refuses to be voided first)."""
-        assert self.status in UNPAID_STATUSES or pre_payment == 0
-        self.credited_amount -= pre_payment
+    def uncredit(self, note: "Credited", at: datetime) -> None:
+        """A credit note was voided: what it took is left to credit again, and what it took
+        off what is owed is owed again (never on a paid invoice: the note refuses first)."""
+        assert self.status in UNPAID_STATUSES or note.pre_payment == 0
+        self._count(note, -1)
         self.updated_at = at
+
+    def _count(self, note: "Credited", sign: int) -> None:
+        self.credited_amount += sign * note.pre_payment
+        self.credit_notes_total += sign * note.total
+        items = {item.id: item for item in self.items}
+        for item_id, quantity, subtotal in note.items:
+            item = items[item_id]
+            item.credited_quantity += sign * quantity
+            item.credited_subtotal += sign * subtotal
 
     def take_refund(self, amount: int, at: datetime) -> None:
         self.amount_refunded += amount
@@ -416,28 +435,6 @@ class Invoice(TenantOwned, EventRecorder, Base):
     def _move(self, target: InvoiceStatus, action: str) -> None:
         self.check_transition(target, action)
         self.status = target.value
-
-
-class HostedInvoiceLink(Base):
-    """Finds the invoice behind a public link before any tenant is known.
-
-    A platform table like `api_keys`: it holds only the SHA-256 of the link's token, so a
-    copy of it opens no invoice. An invoice may have more than one link: the one derived from
-    its ids (links.py), and one minted at random before links were derived, still valid.
-    """
-
-    __tablename__ = "hosted_invoice_links"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "invoice_id"], ["invoices.tenant_id", "invoices.id"], ondelete="CASCADE"
-        ),
-        Index("ix_hosted_invoice_links_token_hash", "token_hash", unique=True),
-    )
-
-    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    invoice_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class InvoiceNumberCounter(TenantOwned, Base):
@@ -472,6 +469,16 @@ def number_sort_key(number: str) -> int:
     """
     _prefix, year, sequence = number.rsplit("-", 2)
     return int(year) * _SEQUENCES_PER_YEAR + int(sequence)
+
+
+@dataclass(frozen=True, slots=True)
+class Credited:
+    """What one credit note takes of the invoice: its total, its pre-payment part, and per
+    item the quantity (0 for a line by amount) and the pre-tax amount."""
+
+    total: int
+    pre_payment: int
+    items: Sequence[tuple[uuid.UUID, Decimal, int]]
 
 
 class Owed(Protocol):

@@ -31,8 +31,8 @@ from tenvoice.invoices.document import (
     RefundEntry,
 )
 from tenvoice.invoices.errors import InvoiceNotFound
-from tenvoice.invoices.links import HostedLinks
-from tenvoice.invoices.models import HostedInvoiceLink, Invoice, InvoiceItem
+from tenvoice.invoices.links import HostedInvoiceLink, HostedLinks
+from tenvoice.invoices.models import Invoice, InvoiceItem
 from tenvoice.invoices.schemas import InvoiceWire, LineWire, invoice_view, line_view
 from tenvoice.platform.db import ReadSession, ScaledDecimal, WriteSession, utcnow
 from tenvoice.platform.money import (
