@@ -37,6 +37,13 @@ INSERT INTO invoice_number_counters (tenant_id, year, last_value)
 VALUES (:t_id, extract(year FROM now())::int, 1)
 ON CONFLICT (tenant_id, year) DO UPDATE SET last_value = (invoice_number_counters.last_value + 1)
 RETURNING invoice_number_counters.last_value \gset
+-- credits/ledger.py: the customer's credit in the invoice's currency, locked (none here)
+SELECT customer_balances.tenant_id, customer_balances.customer_id, customer_balances.currency,
+       customer_balances.amount
+FROM customer_balances
+WHERE customer_balances.customer_id = :t_id_1 AND customer_balances.currency = 'USD'
+      AND customer_balances.tenant_id = bench_tenant()
+FOR UPDATE;
 INSERT INTO invoices (tenant_id, id, number, number_sort, customer_id, currency, status,
                       issue_date, due_date, subtotal, tax, total, amount_paid, amount_pending,
                       memo, metadata, created_at, updated_at, finalized_at, sent_at, paid_at,
