@@ -29,8 +29,7 @@ from tenvoice.credits.models import BalanceTransaction, CreditNote
 from tenvoice.credits.refunds import refund_payments, succeeded_payments
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
-from tenvoice.invoices.commands import load_invoice
-from tenvoice.invoices.errors import InvoiceNotFound
+from tenvoice.invoices.commands import load_invoice, load_invoice_of
 from tenvoice.invoices.models import Invoice
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import ValidationFailed
@@ -125,11 +124,13 @@ async def issue_credit_note(uow: UnitOfWork, command: IssueCreditNote) -> Credit
 
 
 async def void_credit_note(uow: UnitOfWork, command: VoidCreditNote) -> CreditNote:
-    of_note = select(CreditNote.invoice_id).where(CreditNote.id == command.credit_note_id)
-    try:
-        invoice = await load_invoice(uow, of_note.scalar_subquery())
-    except InvoiceNotFound:
-        raise CreditNoteNotFound(f"No credit note {command.credit_note_id}.") from None
+    invoice = await load_invoice_of(
+        uow,
+        CreditNote,
+        command.credit_note_id,
+        CreditNoteNotFound(f"No credit note {command.credit_note_id}."),
+        with_items=True,
+    )
     note = uow.track(
         (
             await uow.session.scalars(

@@ -22,8 +22,7 @@ from tenvoice.credits.errors import (
     RefundNotFound,
 )
 from tenvoice.credits.models import CreditNote, Refund
-from tenvoice.invoices.commands import load_invoice
-from tenvoice.invoices.errors import InvoiceNotFound
+from tenvoice.invoices.commands import load_invoice_of
 from tenvoice.invoices.models import Invoice
 from tenvoice.payments.errors import PaymentNotFound
 from tenvoice.payments.models import Payment, PaymentStatus
@@ -91,11 +90,8 @@ def refund_payments(
 
 
 async def create_refund(uow: UnitOfWork, command: CreateRefund) -> Refund:
-    of_payment = select(Payment.invoice_id).where(Payment.id == command.payment_id)
-    try:
-        invoice = await load_invoice(uow, of_payment.scalar_subquery(), with_items=False)
-    except InvoiceNotFound:
-        raise PaymentNotFound(f"No payment {command.payment_id}.") from None
+    missing = PaymentNotFound(f"No payment {command.payment_id}.")
+    invoice = await load_invoice_of(uow, Payment, command.payment_id, missing)
     payment = await _locked(uow, Payment, command.payment_id)
     if payment.status != PaymentStatus.SUCCEEDED:
         raise PaymentNotRefundable(f"The payment is {payment.status}; only succeeded ones refund.")
@@ -152,11 +148,8 @@ async def apply_refund_event(uow: UnitOfWork, command: ApplyRefundEvent) -> str:
     )
     if not entered:
         return "duplicate"
-    of_refund = select(Refund.invoice_id).where(Refund.id == command.refund_id)
-    try:
-        invoice = await load_invoice(uow, of_refund.scalar_subquery(), with_items=False)
-    except InvoiceNotFound:
-        raise RefundNotFound(f"No refund {command.refund_id}.") from None
+    missing = RefundNotFound(f"No refund {command.refund_id}.")
+    invoice = await load_invoice_of(uow, Refund, command.refund_id, missing)
     refund = await _locked(uow, Refund, command.refund_id)
     payment = await _locked(uow, Payment, refund.payment_id)
     why = _why_not_applicable(refund, command)

@@ -19,7 +19,7 @@ from tenvoice.invoices.models import (
     Line,
 )
 from tenvoice.platform.db import utcnow
-from tenvoice.platform.errors import ValidationFailed
+from tenvoice.platform.errors import AppError, ValidationFailed
 from tenvoice.platform.sql import insert_into
 from tenvoice.platform.tokens import token_hash
 from tenvoice.platform.uow import UnitOfWork
@@ -126,6 +126,25 @@ async def load_invoice(
         named = invoice_id if isinstance(invoice_id, uuid.UUID) else "with that reference"
         raise InvoiceNotFound(f"No invoice {named}.")
     return uow.track(invoice)
+
+
+async def load_invoice_of(
+    uow: UnitOfWork,
+    model: Any,
+    entity_id: uuid.UUID,
+    missing: AppError,
+    *,
+    with_items: bool = False,
+) -> Invoice:
+    """The invoice of a payment, refund or credit note (`model`'s row `entity_id`), locked
+    before that row is read: the lock order every command on an invoice's money keeps. The
+    invoice is found through the row in the statement that locks it; `missing` if either
+    is not there."""
+    of_entity = select(model.invoice_id).where(model.id == entity_id).scalar_subquery()
+    try:
+        return await load_invoice(uow, of_entity, with_items=with_items)
+    except InvoiceNotFound:
+        raise missing from None
 
 
 async def create_invoice(uow: UnitOfWork, command: CreateInvoice) -> Invoice:

@@ -4,8 +4,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from tenvoice.invoices.commands import load_invoice
-from tenvoice.invoices.errors import InvoiceNotFound
+from tenvoice.invoices.commands import load_invoice, load_invoice_of
 from tenvoice.payments.errors import InvalidPaymentTransition, PaymentNotFound
 from tenvoice.payments.models import Payment, PaymentMethod, PaymentRoute
 from tenvoice.platform import inbox
@@ -67,11 +66,8 @@ async def apply_gateway_event(uow: UnitOfWork, command: ApplyGatewayEvent) -> st
     # Invoice first, then payment: the order attempts take too, so the two never deadlock;
     # and the payment is read only under the invoice's lock, never stale. The invoice is
     # found through the payment in the same statement that locks it.
-    of_payment = select(Payment.invoice_id).where(Payment.id == command.payment_id)
-    try:
-        invoice = await load_invoice(uow, of_payment.scalar_subquery(), with_items=False)
-    except InvoiceNotFound:
-        raise PaymentNotFound(f"No payment {command.payment_id}.") from None
+    missing = PaymentNotFound(f"No payment {command.payment_id}.")
+    invoice = await load_invoice_of(uow, Payment, command.payment_id, missing)
     payment = uow.track(
         (
             await uow.session.scalars(
