@@ -119,7 +119,7 @@ async def issue_credit_note(uow: UnitOfWork, command: IssueCreditNote) -> Credit
         )
         assert balance is not None
         change = balance.rules().credit_from_note(amounts.credit)
-        ledger.keep(uow, balance.enter(change, credit_note_id=note.id, at=now))
+        ledger.keep(uow, balance.enter(change, credit_note_id=note.id, at=utcnow()))
     return note
 
 
@@ -149,7 +149,7 @@ async def void_credit_note(uow: UnitOfWork, command: VoidCreditNote) -> CreditNo
         balance = await ledger.locked_balance(uow, note.customer_id, note.currency, create=True)
         assert balance is not None
         change = balance.rules().take_back_note_credit(note.credit_amount)
-        ledger.keep(uow, balance.enter(change, credit_note_id=note.id, at=now))
+        ledger.keep(uow, balance.enter(change, credit_note_id=note.id, at=utcnow()))
     return note
 
 

@@ -6,7 +6,6 @@ back); this module imports nothing of theirs, so both rooms can use it.
 """
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import select
 
@@ -17,6 +16,7 @@ from tenvoice.credits.models import (
     CustomerBalance,
 )
 from tenvoice.customers.models import Customer
+from tenvoice.platform.db import utcnow
 from tenvoice.platform.sql import insert_into
 from tenvoice.platform.uow import UnitOfWork
 
@@ -63,14 +63,14 @@ async def apply_to_new_invoice(
     currency: str,
     invoice_id: uuid.UUID,
     total: int,
-    at: datetime,
 ) -> int:
     """What of the customer's credit an invoice being finalized takes (up to its total)."""
     balance = await locked_balance(uow, customer_id, currency)
     if balance is None or balance.amount == 0 or total == 0:
         return 0
     before = balance.amount
-    keep(uow, balance.enter(balance.rules().apply_to_invoice(total), invoice_id=invoice_id, at=at))
+    change = balance.rules().apply_to_invoice(total)
+    keep(uow, balance.enter(change, invoice_id=invoice_id, at=utcnow()))
     return before - balance.amount
 
 
@@ -80,17 +80,14 @@ async def give_back_from_invoice(
     currency: str,
     invoice_id: uuid.UUID,
     applied: int,
-    at: datetime,
 ) -> None:
     """A voided invoice returns the credit it took."""
     if applied == 0:
         return
     balance = await locked_balance(uow, customer_id, currency, create=True)
     assert balance is not None
-    keep(
-        uow,
-        balance.enter(balance.rules().unapply_from_invoice(applied), invoice_id=invoice_id, at=at),
-    )
+    change = balance.rules().unapply_from_invoice(applied)
+    keep(uow, balance.enter(change, invoice_id=invoice_id, at=utcnow()))
 
 
 async def has_issued_credit_notes(uow: UnitOfWork, invoice_id: uuid.UUID) -> bool:

@@ -410,7 +410,10 @@ class CustomerBalance(TenantOwned, EventRecorder, Base):
         description: str | None = None,
         at: datetime,
     ) -> BalanceTransaction | None:
-        """Keep what a rule of Balance decided: the new amount and its ledger entry."""
+        """Keep what a rule of Balance decided: the new amount and its ledger entry.
+
+        `at` is taken under the balance's lock, so that the ledger read in time order is the
+        order the balance changed in (a command that waited for the lock changed it last)."""
         balance, entry = change
         if entry is None:
             return None

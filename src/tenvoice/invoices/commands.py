@@ -221,7 +221,7 @@ async def void_invoice(uow: UnitOfWork, command: InvoiceAction) -> Invoice:
     invoice.void(now)
     # The customer's credit it took goes back to the customer (as Stripe does).
     await ledger.give_back_from_invoice(
-        uow, invoice.customer_id, invoice.currency, invoice.id, invoice.applied_balance, now
+        uow, invoice.customer_id, invoice.currency, invoice.id, invoice.applied_balance
     )
     return invoice
 
@@ -249,7 +249,7 @@ async def _finalize(
     # After the counter: the balance row is locked last, as every command that takes it
     # locks it after its invoice.
     applied = await ledger.apply_to_new_invoice(
-        uow, customer.id, invoice.currency, invoice.id, invoice.total, now
+        uow, customer.id, invoice.currency, invoice.id, invoice.total
     )
     invoice.finalize(f"{tenant.invoice_prefix}-{now.year}-{sequence:05d}", now, applied)
     # The link references the invoice, which may still be pending (create with finalize);
