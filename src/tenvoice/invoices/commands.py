@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ScalarSelect, and_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from tenvoice.credits import ledger
 from tenvoice.customers.errors import CustomerNotFound
@@ -118,10 +118,12 @@ async def load_invoice(
     write transactions are exclusive already)."""
     statement = select(Invoice).where(Invoice.id == invoice_id).with_for_update(of=Invoice)
     if with_items:
-        statement = statement.options(selectinload(Invoice.items))
+        # Joined, not a second query: one round trip under the lock (FOR UPDATE OF locks the
+        # invoice row alone, as the items change only with it).
+        statement = statement.options(joinedload(Invoice.items))
     # Read afresh: a row this session saw before the lock may have changed since.
     statement = statement.execution_options(populate_existing=True)
-    invoice = await uow.session.scalar(statement)
+    invoice = (await uow.session.scalars(statement)).unique().one_or_none()
     if invoice is None:
         named = invoice_id if isinstance(invoice_id, uuid.UUID) else "with that reference"
         raise InvoiceNotFound(f"No invoice {named}.")
