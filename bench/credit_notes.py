@@ -20,7 +20,7 @@ import orjson
 from bench import workloads as wl
 from bench.manifest import TenantSeed
 from tenvoice.gateway.simulator import REFUND
-from tenvoice.invoices.models import Line, price_line
+from tenvoice.invoices.amounts import Line, price_line
 from tenvoice.platform.money import format_minor
 
 CURRENCY = "USD"

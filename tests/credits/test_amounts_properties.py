@@ -19,7 +19,7 @@ from tenvoice.credits.amounts import (
     Split,
     credit,
 )
-from tenvoice.invoices.models import Line, price_line
+from tenvoice.invoices.amounts import Line, price_line
 from tenvoice.platform.errors import AppError
 
 CURRENCY = "EUR"
@@ -85,7 +85,9 @@ def test_credit_notes_one_after_another_keep_the_money_rules(data: st.DataObject
             event(f"refused: {refused.code}")
             continue  # refused with a problem of the API; nothing changes
         event("issued")
-        assert wrong == 0
+        # Only where the preview told the test the post-payment part is `wrong` known to be
+        # off; a guess made without it may happen to be right.
+        assert wrong == 0 or preview is None
         assert 0 <= note.pre_payment <= note.total
         assert note.pre_payment + note.refund + note.credit + note.out_of_band == note.total
         assert note.pre_payment <= max(0, invoice.amount_due - invoice.amount_pending)

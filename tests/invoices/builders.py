@@ -4,7 +4,8 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from tenvoice.invoices.models import Invoice, Line
+from tenvoice.invoices.amounts import Line
+from tenvoice.invoices.models import Invoice
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 # The number an invoice from `invoice_in` carries once it is finalized.

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tenvoice.invoices.models import Line, price_line
+from tenvoice.invoices.amounts import Line, price_line
 from tenvoice.platform.money import (
     MoneyError,
     currency_exponent,

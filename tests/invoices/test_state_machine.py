@@ -8,12 +8,13 @@ from decimal import Decimal
 import pytest
 
 from tenvoice.invoices import events
+from tenvoice.invoices.amounts import Line
 from tenvoice.invoices.errors import (
     InvalidInvoiceTransition,
     InvoiceNotDeletable,
     InvoiceNotEditable,
 )
-from tenvoice.invoices.models import Invoice, InvoiceStatus, Line
+from tenvoice.invoices.models import Invoice, InvoiceStatus
 from tenvoice.platform.errors import ValidationFailed
 from tests.invoices.builders import AT, draft_invoice, invoice_in
 

@@ -27,7 +27,8 @@ from tenvoice.credits.errors import (
     CreditNoteAmountsMismatch,
     InvoiceNotCreditable,
 )
-from tenvoice.invoices.models import InvoiceStatus, Line, price_line
+from tenvoice.invoices.amounts import Line, price_line
+from tenvoice.invoices.models import InvoiceStatus
 from tenvoice.platform.errors import ValidationFailed
 from tenvoice.platform.money import currency_exponent, format_minor
 

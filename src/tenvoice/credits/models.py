@@ -28,7 +28,7 @@ from tenvoice.credits.errors import CreditNoteNotVoidable, InvalidRefundTransiti
 
 # The tables these keys reference, on the metadata before the mappers are configured.
 from tenvoice.customers import models as _customers  # noqa: F401
-from tenvoice.invoices.models import Credited
+from tenvoice.invoices.amounts import Credited
 from tenvoice.payments import models as _payments  # noqa: F401
 from tenvoice.platform.db import Base, ScaledDecimal, utcnow
 from tenvoice.platform.ids import uuid7

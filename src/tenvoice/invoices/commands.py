@@ -10,14 +10,10 @@ from sqlalchemy.orm import joinedload
 from tenvoice.credits import ledger
 from tenvoice.customers.errors import CustomerNotFound
 from tenvoice.customers.models import Customer
+from tenvoice.invoices.amounts import Line
 from tenvoice.invoices.errors import CustomerDeleted, InvalidInvoiceTransition, InvoiceNotFound
 from tenvoice.invoices.links import HostedInvoiceLink, LinkTokens
-from tenvoice.invoices.models import (
-    Invoice,
-    InvoiceNumberCounter,
-    InvoiceStatus,
-    Line,
-)
+from tenvoice.invoices.models import Invoice, InvoiceNumberCounter, InvoiceStatus
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.errors import AppError, ValidationFailed
 from tenvoice.platform.sql import insert_into

@@ -2,11 +2,10 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tenvoice.invoices import events
+from tenvoice.invoices.amounts import Credited, Line, amount_due, price_line
 from tenvoice.invoices.errors import (
     AmountExceedsBalance,
     InvalidInvoiceTransition,
@@ -35,10 +35,7 @@ from tenvoice.platform.messages import EventRecorder
 from tenvoice.platform.money import (
     MAX_MINOR_UNITS,
     MoneyError,
-    currency_exponent,
     format_minor,
-    round_half_up,
-    to_minor,
 )
 from tenvoice.platform.tenancy import TenantOwned
 
@@ -63,25 +60,6 @@ TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
 UNPAID_STATUSES = (S.OPEN.value, S.UNCOLLECTIBLE.value)
 SENDABLE_STATUSES = (S.OPEN.value, S.UNCOLLECTIBLE.value)
 MAX_ITEMS = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    description: str
-    quantity: Decimal
-    unit_price: Decimal
-    tax_rate: Decimal
-
-
-def price_line(line: Line, currency: str) -> tuple[int, int]:
-    """(subtotal, tax) in minor units, each rounded half-up to the currency's minor unit."""
-    exponent = currency_exponent(currency)
-    # quantity (4 places) x unitPrice (6 places) can need 31 digits: more than the default
-    # context's 28, which would round silently before our own rounding.
-    with localcontext(prec=60):
-        subtotal = round_half_up(line.quantity * line.unit_price, exponent)
-        tax = round_half_up(subtotal * line.tax_rate / 100, exponent)
-    return to_minor(subtotal, currency), to_minor(tax, currency)
 
 
 class InvoiceItem(TenantOwned, Base):
@@ -469,32 +447,6 @@ def number_sort_key(number: str) -> int:
     """
     _prefix, year, sequence = number.rsplit("-", 2)
     return int(year) * _SEQUENCES_PER_YEAR + int(sequence)
-
-
-@dataclass(frozen=True, slots=True)
-class Credited:
-    """What one credit note takes of the invoice: its total, its pre-payment part, and per
-    item the quantity (0 for a line by amount) and the pre-tax amount."""
-
-    total: int
-    pre_payment: int
-    items: Sequence[tuple[uuid.UUID, Decimal, int]]
-
-
-class Owed(Protocol):
-    status: str
-    total: int
-    amount_paid: int
-    applied_balance: int
-    credited_amount: int
-
-
-def amount_due(invoice: Owed) -> int:
-    """What the customer still owes (API.md): total - appliedBalance - creditedAmount -
-    amountPaid; nothing once paid or voided."""
-    if invoice.status in (S.PAID, S.VOID):
-        return 0
-    return invoice.total - invoice.applied_balance - invoice.credited_amount - invoice.amount_paid
 
 
 def _check_dates(issue_date: date, due_date: date) -> None:

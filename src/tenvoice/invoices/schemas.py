@@ -4,8 +4,8 @@ from uuid import UUID
 
 from pydantic import Field, StrictBool, ValidationInfo, field_validator
 
+from tenvoice.invoices.amounts import amount_due
 from tenvoice.invoices.links import HostedLinks
-from tenvoice.invoices.models import amount_due
 from tenvoice.platform.money import currency_exponent, format_decimal, format_minor
 from tenvoice.platform.schemas import (
     NOT_BLANK,
