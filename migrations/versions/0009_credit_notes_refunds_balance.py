@@ -1,7 +1,8 @@
 """Credit notes, refunds and customer balances, and the invoice and payment columns they move.
 
-Existing invoices, their items and payments get zeroes (and `false`), not nulls: nothing was credited,
-refunded or applied before these existed. Every new tenant table gets row-level security.
+Existing invoices, their items and payments get zeroes (and `false`), not nulls: nothing was
+credited, refunded or applied before these existed. Every new tenant table gets row-level
+security.
 
 Revision ID: 0009
 Revises: 0008
