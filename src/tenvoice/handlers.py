@@ -5,7 +5,7 @@ by status are shown to operators."""
 from tenvoice.credits import events as credit_events
 from tenvoice.credits.queries import credit_note_snapshot, refund_snapshot
 from tenvoice.customers import events as customer_events
-from tenvoice.customers.schemas import customer_snapshot
+from tenvoice.customers.queries import customer_snapshot
 from tenvoice.events.handlers import Snapshot, event_logger
 from tenvoice.gateway import simulator
 from tenvoice.gateway.handlers import request_charge, request_refund

@@ -301,10 +301,11 @@ class Refund(TenantOwned, EventRecorder, Base):
         refund.route = RefundRoute(refund_id=refund.id, tenant_id=tenant_id)
         if credit_note is not None:
             credit_note.refunds.append(refund)
-        credit_note_id = refund.credit_note_id
         money = refund.money()
         refund.record(
-            events.RefundCreated(refund.id, payment_id, invoice_id, money, currency, credit_note_id)
+            events.RefundCreated(
+                refund.id, payment_id, invoice_id, money, currency, refund.credit_note_id
+            )
         )
         refund.record(
             events.RefundRequested(

@@ -38,6 +38,7 @@ def _columns(model: Any) -> list[Any]:
 _NOTE_COLUMNS = _columns(CreditNote)
 _REFUND_COLUMNS = _columns(Refund)
 _ENTRY_COLUMNS = _columns(BalanceTransaction)
+_LINE_COLUMNS = _columns(CreditNoteLine)
 NOTES_NEWEST_FIRST = sorts(
     {"createdAt": SortColumn(CreditNote.created_at, "datetime")}, CreditNote.id
 )["-createdAt"]
@@ -70,7 +71,7 @@ async def _notes_out(session: AsyncSession, notes: Sequence[Any]) -> list[Credit
         return []
     lines: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for line in await session.execute(
-        select(*_columns(CreditNoteLine))
+        select(*_LINE_COLUMNS)
         .where(CreditNoteLine.credit_note_id.in_(ids))
         .order_by(CreditNoteLine.credit_note_id, CreditNoteLine.position)
     ):

@@ -135,7 +135,7 @@ def _refund(
         tenant_id=uow.context.tenant_id,
         at=at,
     )
-    payment.amount_refunded += amount
+    payment.take_refund(amount)
     invoice.take_refund(amount, at)
     uow.session.add(uow.track(refund))
     return refund
@@ -161,8 +161,7 @@ async def apply_refund_event(uow: UnitOfWork, command: ApplyRefundEvent) -> str:
                 refund.succeed(command.gateway_reference, now)
             else:
                 refund.fail(command.failure_code or "refund_failed", command.gateway_reference, now)
-                # The money never left: the payment can refund it again.
-                payment.amount_refunded -= refund.amount
+                payment.give_back_refund(refund.amount)
                 invoice.give_back_refund(refund.amount, now)
         except InvalidRefundTransition as exc:
             why = exc.detail

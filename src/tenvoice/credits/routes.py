@@ -145,7 +145,7 @@ async def list_balance_transactions(
     customer_id: UUID, session: TenantReader, page: Paging
 ) -> Page[BalanceTransactionOut]:
     """The customer's balance ledger, newest first: each entry with the balance after it."""
-    await customer_queries.get_customer(session, customer_id)
+    await customer_queries.require_customer(session, customer_id)
     return await queries.list_balance_transactions(session, customer_id, page)
 
 

@@ -1,6 +1,8 @@
 import uuid
+from typing import Any
 
 from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenvoice.credits.queries import balances_of
 from tenvoice.customers.errors import CustomerNotFound
@@ -25,6 +27,23 @@ _COLUMNS = (
 
 def _live() -> Select[tuple[object, ...]]:
     return select(*_COLUMNS).where(Customer.deleted_at.is_(None))
+
+
+async def require_customer(session: ReadSession, customer_id: uuid.UUID) -> None:
+    """404 unless the customer exists and is not deleted: for routes that read what belongs to
+    it (its timeline, its ledger) and need nothing of the customer itself."""
+    found = await session.scalar(
+        select(Customer.id).where(Customer.id == customer_id, Customer.deleted_at.is_(None))
+    )
+    if found is None:
+        raise CustomerNotFound(f"No customer {customer_id}.")
+
+
+async def customer_snapshot(customer: Any, session: AsyncSession) -> dict[str, Any]:
+    # The session does not autoflush: a balance just changed is written first to be read.
+    await session.flush()
+    balances = await balances_of(session, [customer.id])
+    return customer_out(customer, balances.get(customer.id)).model_dump(mode="json", by_alias=True)
 
 
 async def get_customer(session: ReadSession, customer_id: uuid.UUID) -> CustomerOut:

@@ -81,5 +81,5 @@ async def customer_timeline(
     customer_id: UUID, session: TenantReader, links: PublicLinks
 ) -> Timeline:
     """The customer's own events (created, updated, deleted), oldest first."""
-    await queries.get_customer(session, customer_id)
+    await queries.require_customer(session, customer_id)
     return await timeline.stream(session, customer_id, links)

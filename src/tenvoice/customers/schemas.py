@@ -3,9 +3,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import Field, field_validator
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenvoice.credits.queries import balances_of
 from tenvoice.credits.schemas import balances_view
 from tenvoice.platform.schemas import NOT_BLANK, Email, InputModel, Metadata, OutputModel
 
@@ -78,10 +76,3 @@ def customer_out(customer: Any, balances: dict[str, int] | None = None) -> Custo
         created_at=customer.created_at,
         updated_at=customer.updated_at,
     )
-
-
-async def customer_snapshot(customer: Any, session: AsyncSession) -> dict[str, Any]:
-    # The session does not autoflush: a balance just changed is written first to be read.
-    await session.flush()
-    balances = await balances_of(session, [customer.id])
-    return customer_out(customer, balances.get(customer.id)).model_dump(mode="json", by_alias=True)

@@ -115,6 +115,16 @@ class Payment(TenantOwned, EventRecorder, Base):
             return 0
         return self.amount - self.amount_refunded
 
+    def take_refund(self, amount: int) -> None:
+        """Hold `amount` for a refund: a pending refund already counts against the payment."""
+        assert 0 < amount <= self.refundable
+        self.amount_refunded += amount
+
+    def give_back_refund(self, amount: int) -> None:
+        """A refund failed: the money never left, so it can be refunded again."""
+        assert 0 < amount <= self.amount_refunded
+        self.amount_refunded -= amount
+
     def _leave_pending(self, action: str) -> None:
         if self.status != PaymentStatus.PENDING:
             raise InvalidPaymentTransition(f"Cannot {action} a payment that is {self.status}.")
