@@ -3,7 +3,7 @@ import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,6 +72,24 @@ class Settings(BaseSettings):
     # Lifts the rule that endpoints resolve to public addresses over https (development and
     # tests, whose receivers listen on loopback).
     webhook_allow_private: bool = False
+
+    # Operations (API.md "Rate limits", "Operations").
+    # Shared state for every process (rate limits); unset, each process counts alone.
+    redis_url: str | None = None
+    # Budgets, in the `limits` notation ("100/second", "6000/minute"): each credential's,
+    # each tenant's for all its keys together (unset: 4x the credential's, or the tenant's
+    # own set by the admin), each client address's on the public hosted pages, and each
+    # source address's on the signed gateway webhook route.
+    rate_limit: str = "100/second"
+    tenant_rate_limit: str | None = None
+    hosted_rate_limit: str = "10/second"
+    webhook_rate_limit: str = "100/second"
+    # `json` (one object a line) or `console` (readable); unset, json unless stdout is a
+    # terminal.
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Set, /metrics answers only `Authorization: Bearer <token>`.
+    metrics_token: str | None = None
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

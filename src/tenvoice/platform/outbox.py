@@ -64,6 +64,8 @@ class OutboxJob(Base):
     # claiming worker's lease while it runs, the retry time after a failure.
     run_after: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # The W3C trace context of the transaction that queued the job; None untraced.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -19,6 +19,8 @@ class Tenant(Base):
     default_currency: Mapped[str] = mapped_column(String(3))
     invoice_prefix: Mapped[str] = mapped_column(String(20))
     default_tax_rate: Mapped[Decimal] = mapped_column(ScaledDecimal(4))
+    # The tenant's own budget for all its keys together ("N/second"); None: the default.
+    rate_limit: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

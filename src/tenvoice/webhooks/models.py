@@ -235,6 +235,8 @@ class WebhookDelivery(TenantOwned, Base):
     next_attempt_at: Mapped[datetime | None]
     last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     last_response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The W3C trace context of the transaction that recorded the event; None untraced.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
