@@ -16,6 +16,9 @@ RESULTS = REPO / "bench" / "results"
 # The roles of the benchmark's databases: the owner seeds them, the API and pgbench connect as
 # the app role, which row-level security binds.
 OWNER_ROLE, APP_ROLE = "tenvoice_bench_owner", "tenvoice_bench_app"
+# Every rate limit of a served API (see Bench.env).
+_BUDGETS = ("RATE_LIMIT", "TENANT_RATE_LIMIT", "HOSTED_RATE_LIMIT", "WEBHOOK_RATE_LIMIT")
+BUDGET = "1000000/second"
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,18 @@ def with_database(url: str, database: str) -> str:
 
 class Bench:
     def __init__(
-        self, plan: Plan, admin_url: str, results: Path = RESULTS, database: str = "tenvoice_bench"
+        self,
+        plan: Plan,
+        admin_url: str,
+        results: Path = RESULTS,
+        database: str = "tenvoice_bench",
+        redis_url: str | None = None,
     ) -> None:
         self.plan = plan
         self.admin_url = admin_url
+        # The PostgreSQL stages' rate limits count through it, as a multi-process deployment
+        # shares them; None counts in each process.
+        self.redis_url = redis_url
         # Dropped and re-created by each run: another name keeps two checkouts apart.
         self.database = database
         self.results = results
@@ -109,12 +120,23 @@ class Bench:
     def say(self, message: str) -> None:
         print(f"[{self.elapsed():6.1f}s] {message}", flush=True)
 
-    def env(self, database_url: str, **settings: str) -> dict[str, str]:
-        """The environment of a tenvoice process: ours, minus any TENVOICE_ setting the
-        caller's shell has (the bench runs the defaults, as deployed), plus `settings`.
-        One default differs: webhooks may go to http:// and private addresses, since every
-        endpoint of the bench is a receiver on 127.0.0.1."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TENVOICE_")}
+    def env(
+        self,
+        database_url: str,
+        settings: dict[str, str] | None = None,
+        *,
+        shared_limits: bool = True,
+        traces_to: str | None = None,
+    ) -> dict[str, str]:
+        """The environment of a tenvoice process: ours, minus any TENVOICE_ or OTEL_ setting
+        the caller's shell has (the bench runs the defaults, as deployed), plus `settings`.
+        Two defaults differ: webhooks may go to http:// and private addresses, since every
+        endpoint of the bench is a receiver on 127.0.0.1; and every budget is far above
+        what wrk can send, so the limiter does all its work (through Redis unless
+        `shared_limits` is off) and refuses nothing: its cost is measured, not its refusals
+        (W2b sends one key's requests only, W4 one address's). `traces_to`: an OTLP/HTTP
+        endpoint that every span is exported to; unset, tracing is off, as by default."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TENVOICE_", "OTEL_"))}
         env |= {
             "TENVOICE_DATABASE_URL": database_url,
             "TENVOICE_ADMIN_KEY": self.admin_key,
@@ -122,19 +144,32 @@ class Bench:
             "TENVOICE_SECRETS_KEY": self.secrets_key,
             "TENVOICE_WEBHOOK_ALLOW_PRIVATE": "true",
         }
-        env |= {f"TENVOICE_{k.upper()}": v for k, v in settings.items()}
+        env |= {f"TENVOICE_{name}": BUDGET for name in _BUDGETS}
+        if shared_limits and self.redis_url:
+            env["TENVOICE_REDIS_URL"] = self.redis_url
+        if traces_to:
+            env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": traces_to, "OTEL_SERVICE_NAME": "tenvoice"}
+        env |= {f"TENVOICE_{k.upper()}": v for k, v in (settings or {}).items()}
         return env
 
     async def serve(
-        self, name: str, database_url: str, *, workers: int = 2, **settings: str
+        self,
+        name: str,
+        database_url: str,
+        *,
+        workers: int = 2,
+        shared_limits: bool = True,
+        traces_to: str | None = None,
+        **settings: str,
     ) -> Service:
         """`tenvoice serve --workers N`, as a user deploys it, on a free port."""
         port = free_port()
         argv = [str(BIN / "tenvoice"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        env = self.env(database_url, settings, shared_limits=shared_limits, traces_to=traces_to)
         service = self.procs.start(
             name,
             [*argv, "--workers", str(workers)],
-            env=self.env(database_url, **settings),
+            env=env,
             log_path=self.results / "logs" / f"{name}.log",
             url=f"http://127.0.0.1:{port}",
             workers=workers,

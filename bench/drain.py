@@ -121,7 +121,7 @@ async def start_workers(bench: Bench, seeded: Seeded, name: str, **settings: str
             bench.procs.start(
                 f"{name}-worker-{n}",
                 [str(BIN / "tenvoice"), "worker"],
-                env=bench.env(seeded.app_url, **settings),
+                env=bench.env(seeded.app_url, settings),
                 log_path=bench.results / "logs" / f"{name}-worker-{n}.log",
             )
         )

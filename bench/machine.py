@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import asyncpg
+import redis.asyncio
 
 from bench.procs import REPO
 from bench.wrk import wrk_version
@@ -57,7 +58,8 @@ async def versions(admin_url: str) -> dict[str, str]:
         await connection.close()
     found = {"Python": platform.python_version(), "PostgreSQL": str(server), "wrk": wrk_version()}
     found["pgbench"] = _pgbench_version()
-    for package in ("uvicorn", "fastapi", "sqlalchemy", "asyncpg", "uvloop", "httptools"):
+    packages = ("uvicorn", "fastapi", "sqlalchemy", "asyncpg", "uvloop", "httptools", "limits")
+    for package in (*packages, "redis", "opentelemetry-sdk"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -67,3 +69,12 @@ async def versions(admin_url: str) -> dict[str, str]:
         commit += " + uncommitted changes in src/ or migrations/"
     found["tenvoice"] = commit
     return found
+
+
+async def redis_version(url: str) -> str:
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=2)
+    try:
+        info = await client.info("server")
+    finally:
+        await client.aclose()
+    return str(info["redis_version"])

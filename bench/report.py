@@ -37,6 +37,7 @@ def render(results: Results, plan: Plan) -> str:
         sections.fanout(results, plan),
         sections.w1_deliveries(results),
         sections.scale(results),
+        sections.tracing(results),
     ]
     parts += [sections.captures(results), sections.notes(results)]
     budget = 120 if plan.quick else 600
@@ -85,6 +86,15 @@ def _header(results: Results, plan: Plan) -> str:
         "with its default single worker, as `make run` serves embedded SQLite (a second "
         "process would only wait for the same file's write lock). RSS of each API worker "
         "sampled every 100 ms from /proc.\n",
+        "Everything is on as deployed: events, metrics, and rate limits on every request "
+        + (
+            "counted in Redis (one round trip each)"
+            if "Redis" in results.versions
+            else "counted in each process (no Redis)"
+        )
+        + " (W6: in its process, as the embedded set-up has no Redis), with budgets far "
+        "above what wrk sends so that none is refused; tracing is off except in the "
+        "tracing stage.\n",
     ]
     return "\n".join(lines)
 

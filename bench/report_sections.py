@@ -284,6 +284,37 @@ def scale(results: Results) -> str:
     return "## Latency at 1M invoices vs 10k invoices\n\n" + str(table)
 
 
+def tracing(results: Results) -> str:
+    """What exporting every span costs: each traced workload beside its untraced run."""
+    table = Table(
+        "workload", "untraced req/s", "traced req/s", "ratio", "p99 untraced", "p99 traced"
+    )
+    for key in ("W3", "W1"):
+        plain, traced = results.runs.get(key + "@10k"), results.runs.get(key + "@10k-traced")
+        if not (plain and traced and plain.wrk and traced.wrk):
+            continue
+        ratio = traced.wrk.rps / plain.wrk.rps if plain.wrk.rps else 0.0
+        table.add(
+            key + "@10k",
+            f"{plain.wrk.rps:.0f}",
+            f"{traced.wrk.rps:.0f}",
+            f"{ratio:.2f}×",
+            ms(plain.wrk.p99_ms),
+            ms(traced.wrk.p99_ms),
+        )
+    if len(table.rows) == 2:
+        return ""
+    taken = results.tracing or {}
+    return (
+        "## Tracing cost\n\n"
+        "Every other workload runs with tracing off, as by default. Here W3 and W1 run again "
+        "on the 10k database with `OTEL_EXPORTER_OTLP_ENDPOINT` set, every span (request, "
+        "statements) exported over OTLP/HTTP to a receiver on this machine, which took "
+        f"{taken.get('spans', 0)} spans in {taken.get('exports', 0)} exports. The receiver "
+        "shares the two cores with the API, so this is an upper bound on the cost.\n\n" + str(table)
+    )
+
+
 def captures(results: Results) -> str:
     if not results.captures:
         return ""

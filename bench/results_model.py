@@ -86,6 +86,8 @@ class Results:
     drain: DrainResult | None = None
     fanout: FanoutResult | None = None
     w1_deliveries: list[EndpointDeliveries] = field(default_factory=list)
+    # What the tracing stage's OTLP receiver took: {"exports": n, "spans": n}.
+    tracing: dict[str, int] | None = None
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from bench import report
 from bench.context import FULL, QUICK, RESULTS, Bench, Seeded
 from bench.database import DEFAULT_ADMIN_URL
-from bench.machine import machine, versions
+from bench.machine import machine, redis_version, versions
 from bench.measure import guarded
 from bench.results_model import Results
 from bench.stage_api import (
@@ -35,9 +35,11 @@ from bench.stage_embedded import stage_embedded
 from bench.stage_endpoints import w1_endpoints
 from bench.stage_limits import stage_ceiling, stage_pgbench
 from bench.stage_seed import seed_database
+from bench.stage_tracing import stage_tracing
 from bench.wrk import ensure_wrk
 
 DEFAULT_DATABASE = "tenvoice_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
@@ -50,6 +52,10 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
     bench.say(f"wrk: {ensure_wrk()}")
     results.machine = machine()
     results.versions = await versions(bench.admin_url)
+    if bench.redis_url:
+        # Asked first: a bench whose Redis is down would measure limits that are let through.
+        results.versions["Redis"] = await redis_version(bench.redis_url)
+        bench.say(f"rate limits through Redis {results.versions['Redis']}")
     big = await _seed_big(bench, results, reuse=args.reuse_seed)
     small = await seed_database(
         bench,
@@ -75,6 +81,7 @@ async def run(bench: Bench, results: Results, args: argparse.Namespace) -> None:
     await stage_fanout(bench, results, big)
     async with w1_endpoints(bench, results, small):
         await guarded(bench, results, "the 10k stage", stage_small(bench, results, small))
+        await guarded(bench, results, "tracing", stage_tracing(bench, results, small))
     await guarded(bench, results, "W6", stage_embedded(bench, results))
 
 
@@ -108,7 +115,7 @@ async def capture_only(bench: Bench, results: Results) -> None:
 
 async def main_async(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
-    bench = Bench(plan, args.admin_url, database=args.database)
+    bench = Bench(plan, args.admin_url, database=args.database, redis_url=args.redis_url or None)
     results = Results(quick=plan.quick, started_at=datetime.now(UTC).isoformat(timespec="seconds"))
     task = asyncio.current_task()
     assert task is not None
@@ -154,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("TENVOICE_BENCH_DATABASE", DEFAULT_DATABASE),
         help="the 1M database's name; the 10k one adds _10k (default: "
         "$TENVOICE_BENCH_DATABASE or %(default)s)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("TENVOICE_BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="the Redis the served API's rate limits count in; empty: in each process "
+        "(default: $TENVOICE_BENCH_REDIS_URL or %(default)s)",
     )
     parser.add_argument(
         "--reuse-seed",

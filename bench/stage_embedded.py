@@ -16,8 +16,9 @@ async def stage_embedded(bench: Bench, results: Results) -> None:
     try:
         await asyncio.to_thread(embedded.migrate, bench, url)
         # As `make run` serves it: one process (`--workers` defaults to 1), since two
-        # processes on one SQLite file only take turns at its write lock.
-        service = await bench.serve("api-sqlite", url, workers=1)
+        # processes on one SQLite file only take turns at its write lock; its rate limits
+        # count in that process, as the embedded set-up has no Redis.
+        service = await bench.serve("api-sqlite", url, workers=1, shared_limits=False)
     except Exception as exc:
         results.notes.append(f"W6 could not start: {type(exc).__name__}: {exc}"[:500])
         return
