@@ -76,7 +76,11 @@ class Settings(BaseSettings):
     # Operations (API.md "Rate limits", "Operations").
     # Shared state for every process (rate limits); unset, each process counts alone.
     redis_url: str | None = None
-    # Budgets, in the `limits` notation ("100/second", "6000/minute"): each credential's,
+    # Every key this service writes to Redis starts with it, so several deployments (or test
+    # runs) can share one Redis without counting each other's requests.
+    redis_key_prefix: str = Field(default="tenvoice", min_length=1, max_length=100)
+    # Budgets, in the `limits` notation ("100/second", "6000/minute"), each spent in fixed
+    # windows that hold the whole budget (a client may spend it in one burst): each credential's,
     # each tenant's for all its keys together (unset: 4x the credential's, or the tenant's
     # own set by the admin), each client address's on the public hosted pages, and each
     # source address's on the signed gateway webhook route.
