@@ -125,14 +125,7 @@ async def test_two_serve_processes_share_one_budget(
         rate_limit="10/minute",
         worker="off",
     )
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port),
-            env=env, stdout=asyncio.subprocess.DEVNULL,
-            stderr=(tmp_path / f"serve-{port}.log").open("wb"),
-        )  # fmt: skip
-        for port in ports
-    ]
+    processes = [await _serve(port, env, tmp_path / f"serve-{port}.log") for port in ports]
     try:
         async with (
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}", timeout=10) as one,
@@ -175,3 +168,11 @@ async def _tenant(client: httpx.AsyncClient) -> TenantHandle:
                             headers=admin)  # fmt: skip
     assert key.status_code == 201, key.text
     return TenantHandle(tenant_id, key.json()["key"], key.json()["id"])
+
+
+async def _serve(port: int, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    with log.open("wb") as stderr:  # the child keeps its own copy
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port),
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
