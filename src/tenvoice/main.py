@@ -28,6 +28,7 @@ from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import MetricsMiddleware, metrics_route
 from tenvoice.platform.migrate import schema_is_behind
+from tenvoice.platform.ratelimit import UNLIMITED as RATE_UNLIMITED
 from tenvoice.platform.ratelimit import Budgets, RateLimitMiddleware
 from tenvoice.platform.ratelimit_store import open_counters
 from tenvoice.platform.schemas import problem_responses
@@ -144,7 +145,8 @@ def create_served_app() -> FastAPI:
 
 def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
     """Error responses are application/problem+json only (FastAPI also lists a JSON copy),
-    and every authenticated POST documents the Idempotency-Key header its middleware reads."""
+    every authenticated POST documents the Idempotency-Key header its middleware reads, and
+    every rate-limited operation its 429."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -153,6 +155,9 @@ def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
         schema = generate()  # FastAPI caches it in app.openapi_schema; trimmed in place once
         for path, operations in schema["paths"].items():
             for method, operation in operations.items():
+                if path not in RATE_UNLIMITED:
+                    limited = problem_responses(429)[429]
+                    operation.setdefault("responses", {}).setdefault("429", _problem_json(limited))
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status >= "400" and "application/problem+json" in content:

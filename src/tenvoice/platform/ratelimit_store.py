@@ -1,6 +1,6 @@
 """Where rate-limit counters live: this process's memory, or a Redis every process shares.
 
-Both count in fixed windows, the `limits` library's `FixedWindowRateLimiter` semantics: a
+Both count in fixed windows, the semantics of the `limits` library's `FixedWindowRateLimiter`: a
 budget's window opens with its first hit and holds the whole budget until it expires, so a
 client may spend all of it at once ("burst to the same") and at worst twice over a window's
 edge. A moving window would be exact, but on Redis it keeps one entry per hit (a sorted list
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import RedisStorage
 from limits.aio.storage.redis.redispy import RedispyBridge
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -39,6 +39,7 @@ _SOCKET_TIMEOUT_SECONDS = 0.25
 # After a failure Redis is left alone for a while (doubling, jittered, at most this long) so
 # that requests during an outage do not each wait out a timeout.
 _MAX_SKIP_SECONDS = 5.0
+_SWEEP_SECONDS = 1.0
 # The outage is reported once when it starts; a Redis that comes and goes is reported again
 # only after this long.
 _WARN_EVERY_SECONDS = 60.0
@@ -61,21 +62,33 @@ class Counters(Protocol):
 
 
 class MemoryCounters:
-    """This process alone: the embedded default, where one process serves everything."""
+    """This process alone: the embedded default, where one process serves everything.
+
+    The fixed window of `limits`' memory storage, without that storage: it starts a task that
+    walks every counter on each hit, which under many client addresses costs more than the
+    request it limits. Here expired counters are dropped at most once a second.
+    """
 
     def __init__(self) -> None:
-        self._storage = MemoryStorage()
+        self._windows: dict[str, tuple[int, float]] = {}  # key -> (hits, monotonic end)
+        self._next_sweep = 0.0
 
     async def hit(self, budgets: Sequence[Hit]) -> list[Count]:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+            self._next_sweep = now + _SWEEP_SECONDS
         counts = []
         for item, key in budgets:
-            used = await self._storage.incr(key, item.get_expiry())
-            reset = await self._storage.get_expiry(key) - time.time()
-            counts.append(Count(used, reset))
+            used, ends = self._windows.get(key, (0, 0.0))
+            if ends <= now:
+                used, ends = 0, now + item.get_expiry()
+            self._windows[key] = (used + 1, ends)
+            counts.append(Count(used + 1, ends - now))
         return counts
 
     async def close(self) -> None:
-        await self._storage.reset()
+        self._windows.clear()
 
 
 class RedisCounters:
