@@ -1,5 +1,6 @@
 import base64
 import json
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,7 @@ EMBEDDED_DATABASE_URL = "sqlite:///./tenvoice.db"
 MIN_SECRETS_KEY_LENGTH = 32
 # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 28 hours (API.md).
 WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+_BUDGET = re.compile(r"^[1-9][0-9]{0,8}/(second|minute)$")
 _GENERATE_KEY = """python -c 'import secrets; print(secrets.token_urlsafe(32))'"""
 
 
@@ -94,6 +96,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Set, /metrics answers only `Authorization: Bearer <token>`.
     metrics_token: str | None = None
+
+    @field_validator("rate_limit", "tenant_rate_limit", "hosted_rate_limit", "webhook_rate_limit")
+    @classmethod
+    def _budget(cls, value: str | None) -> str | None:
+        if value is not None and not _BUDGET.match(value):
+            raise ValueError("write a budget as N/second or N/minute, N at least 1")
+        return value
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod
