@@ -122,6 +122,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         budgets = await self._spent_by(scope)
+        # A refused request is counted too (as `limits`' fixed window counts it): checking
+        # first and spending after would cost a second round trip and race other processes.
         counts = await self._counters.hit([(b.item, b.key) for b in budgets])
         if counts is None:  # the store is down: let it through, unlimited (API.md)
             await self.app(scope, receive, send)
