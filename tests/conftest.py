@@ -2,7 +2,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import pytest
@@ -102,7 +102,26 @@ def settings(backend: Backend) -> Settings:
         admin_key=ADMIN_KEY,
         gateway_webhook_secret=WEBHOOK_SECRET,
         secrets_key=SECRETS_KEY,
+        # The suite runs every request from one client address as fast as it can (hosted
+        # pages, gateway webhooks, concurrency tests): the production budgets would refuse
+        # some of them. Rate limits are tested with their own budgets (tests/platform/
+        # test_rate_limits*.py); here the limiter runs, counts and answers its fields.
+        **TEST_BUDGETS,
     )
+
+
+class BudgetSettings(TypedDict):
+    rate_limit: str
+    hosted_rate_limit: str
+    webhook_rate_limit: str
+
+
+# Far above what any test sends, yet still limits (not switched off).
+TEST_BUDGETS: BudgetSettings = {
+    "rate_limit": "100000/second",
+    "hosted_rate_limit": "100000/second",
+    "webhook_rate_limit": "100000/second",
+}
 
 
 @pytest.fixture

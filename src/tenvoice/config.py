@@ -1,5 +1,6 @@
 import base64
 import json
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,7 @@ EMBEDDED_DATABASE_URL = "sqlite:///./tenvoice.db"
 MIN_SECRETS_KEY_LENGTH = 32
 # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 28 hours (API.md).
 WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+_BUDGET = re.compile(r"^[1-9][0-9]{0,8}/(second|minute)$")
 _GENERATE_KEY = """python -c 'import secrets; print(secrets.token_urlsafe(32))'"""
 
 
@@ -76,7 +78,11 @@ class Settings(BaseSettings):
     # Operations (API.md "Rate limits", "Operations").
     # Shared state for every process (rate limits); unset, each process counts alone.
     redis_url: str | None = None
-    # Budgets, in the `limits` notation ("100/second", "6000/minute"): each credential's,
+    # Every key this service writes to Redis starts with it, so several deployments (or test
+    # runs) can share one Redis without counting each other's requests.
+    redis_key_prefix: str = Field(default="tenvoice", min_length=1, max_length=100)
+    # Budgets, in the `limits` notation ("100/second", "6000/minute"), each spent in fixed
+    # windows that hold the whole budget (a client may spend it in one burst): each credential's,
     # each tenant's for all its keys together (unset: 4x the credential's, or the tenant's
     # own set by the admin), each client address's on the public hosted pages, and each
     # source address's on the signed gateway webhook route.
@@ -90,6 +96,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Set, /metrics answers only `Authorization: Bearer <token>`.
     metrics_token: str | None = None
+
+    @field_validator("rate_limit", "tenant_rate_limit", "hosted_rate_limit", "webhook_rate_limit")
+    @classmethod
+    def _budget(cls, value: str | None) -> str | None:
+        if value is not None and not _BUDGET.match(value):
+            raise ValueError("write a budget as N/second or N/minute, N at least 1")
+        return value
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

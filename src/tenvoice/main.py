@@ -28,10 +28,13 @@ from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
 from tenvoice.platform.metrics import MetricsMiddleware, metrics_route
 from tenvoice.platform.migrate import schema_is_behind
+from tenvoice.platform.ratelimit import UNLIMITED as RATE_UNLIMITED
+from tenvoice.platform.ratelimit import Budgets, RateLimitMiddleware
+from tenvoice.platform.ratelimit_store import open_counters
 from tenvoice.platform.schemas import problem_responses
 from tenvoice.platform.strict_input import StrictInputMiddleware
 from tenvoice.platform.worker import Worker
-from tenvoice.tenants.auth import idempotency_scope
+from tenvoice.tenants.auth import idempotency_scope, rate_limit_caller
 from tenvoice.tenants.keycache import ApiKeyCache
 from tenvoice.tenants.routes import router as tenants_router
 from tenvoice.webhooks import models as _webhook_models  # noqa: F401 (on the metadata)
@@ -52,6 +55,8 @@ def create_app(
     ensure_embedded_secrets(settings)
     secrets_key = require_secrets_key(settings.secrets_key)
     link_tokens = LinkTokens(secrets_key)
+    budgets = Budgets(settings)
+    rate_limit_counters = open_counters(settings.redis_url, settings.redis_key_prefix)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +79,7 @@ def create_app(
                 await worker.close()
             if owned:
                 await app.state.db.dispose()
+            await rate_limit_counters.close()
 
     app = FastAPI(
         title="tenvoice",
@@ -83,6 +89,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.link_tokens = link_tokens
+    app.state.rate_limit_counters = rate_limit_counters
     app.state.webhook_secrets = SecretBox(secrets_key)
     app.state.event_handlers = EVENT_HANDLERS if event_handlers is None else event_handlers
     if db is not None:
@@ -92,6 +99,14 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware, scope_of=idempotency_scope)
     app.add_middleware(StrictInputMiddleware)
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside the request id (a 429 carries it) and the metrics (429s are counted), before
+    # anything reads the body: a refused request costs one counter round trip and no more.
+    app.add_middleware(
+        RateLimitMiddleware,
+        budgets=budgets,
+        counters=rate_limit_counters,
+        caller_of=rate_limit_caller,
+    )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in (
@@ -130,7 +145,8 @@ def create_served_app() -> FastAPI:
 
 def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
     """Error responses are application/problem+json only (FastAPI also lists a JSON copy),
-    and every authenticated POST documents the Idempotency-Key header its middleware reads."""
+    every authenticated POST documents the Idempotency-Key header its middleware reads, and
+    every rate-limited operation its 429."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -139,6 +155,9 @@ def _openapi_problems_only_as_problem_json(app: FastAPI) -> None:
         schema = generate()  # FastAPI caches it in app.openapi_schema; trimmed in place once
         for path, operations in schema["paths"].items():
             for method, operation in operations.items():
+                if path not in RATE_UNLIMITED:
+                    limited = problem_responses(429)[429]
+                    operation.setdefault("responses", {}).setdefault("429", _problem_json(limited))
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status >= "400" and "application/problem+json" in content:

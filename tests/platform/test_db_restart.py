@@ -25,6 +25,7 @@ from tests.conftest import (
     ADMIN_KEY,
     SECRETS_KEY,
     STANDARD_ITEMS,
+    TEST_BUDGETS,
     WEBHOOK_SECRET,
     TenantHandle,
     make_customer,
@@ -90,6 +91,7 @@ async def service(cluster: Cluster, name: str) -> AsyncIterator[Service]:
         admin_key=ADMIN_KEY,
         gateway_webhook_secret=WEBHOOK_SECRET,
         secrets_key=SECRETS_KEY,
+        **TEST_BUDGETS,
     )
     db = Database(cluster.app_url, pool_size=CLIENTS)
     try:

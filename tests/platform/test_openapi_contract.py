@@ -28,6 +28,7 @@ from tests import databases
 from tests.conftest import (
     ADMIN_KEY,
     SECRETS_KEY,
+    TEST_BUDGETS,
     WEBHOOK_SECRET,
     Backend,
     make_customer,
@@ -90,6 +91,8 @@ def _settings(backend: Backend) -> Settings:
         secrets_key=SECRETS_KEY,
         # Payments made here would be charged by the worker, against no running gateway.
         worker=False,
+        # Schemathesis sends each operation's examples as fast as it can.
+        **TEST_BUDGETS,
     )
 
 

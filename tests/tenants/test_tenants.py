@@ -94,9 +94,11 @@ async def test_get_returns_what_create_returned(
         "defaultCurrency",
         "invoicePrefix",
         "defaultTaxRate",
+        "rateLimit",
         "createdAt",
         "updatedAt",
     }
+    assert tenant["rateLimit"] is None  # the default budget
 
 
 async def test_unknown_tenant_is_404(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

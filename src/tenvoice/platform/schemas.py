@@ -324,6 +324,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Body over the size limit",
     415: "Body is not JSON",
     422: "Validation failed; `errors` names each field",
+    429: "Over a rate limit: `Retry-After` says in how many seconds to retry",
     503: "A dependency is down or not ready; `code` says which",
 }
 

@@ -1,6 +1,7 @@
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -8,7 +9,7 @@ from tenvoice.platform.db import utcnow
 from tenvoice.platform.tokens import token_hash
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.tenants.errors import ApiKeyNotFound, TenantNotFound
-from tenvoice.tenants.keycache import announce_revocation
+from tenvoice.tenants.keycache import announce_revocation, announce_tenant_change
 from tenvoice.tenants.keys import display_prefix, generate_key
 from tenvoice.tenants.models import ApiKey, Tenant
 
@@ -19,6 +20,13 @@ class CreateTenant:
     default_currency: str
     invoice_prefix: str
     default_tax_rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTenant:
+    tenant_id: uuid.UUID
+    # Only the fields the request sent, by column name.
+    changes: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,22 @@ async def create_tenant(uow: UnitOfWork, command: CreateTenant) -> Tenant:
         default_tax_rate=command.default_tax_rate,
     )
     uow.session.add(tenant)
+    await uow.session.flush()
+    return tenant
+
+
+async def update_tenant(uow: UnitOfWork, command: UpdateTenant) -> Tenant:
+    tenant = await uow.session.get(Tenant, command.tenant_id)
+    if tenant is None:
+        raise TenantNotFound(f"No tenant {command.tenant_id}.")
+    budget_changed = (
+        "rate_limit" in command.changes and command.changes["rate_limit"] != tenant.rate_limit
+    )
+    for name, value in command.changes.items():
+        setattr(tenant, name, value)
+    if budget_changed:
+        # Every process keeps the tenant's budget with its cached keys.
+        await announce_tenant_change(uow.session, tenant.id)
     await uow.session.flush()
     return tenant
 

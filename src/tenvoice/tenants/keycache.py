@@ -43,6 +43,9 @@ _KEEPALIVE_PROBES = 3
 class CachedKey:
     key_id: uuid.UUID
     tenant_id: uuid.UUID
+    # The tenant's own rate limit, kept here so that limiting a request costs no query; a
+    # change to it is announced like a revocation and drops the entry everywhere.
+    tenant_rate_limit: str | None
     expires_at: float
 
 
@@ -73,13 +76,21 @@ class ApiKeyCache:
             return None
         return found
 
-    def put(self, key_hash: str, key_id: uuid.UUID, tenant_id: uuid.UUID, generation: int) -> None:
+    def put(
+        self,
+        key_hash: str,
+        key_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        generation: int,
+        tenant_rate_limit: str | None = None,
+    ) -> None:
         if not self._listening or generation != self._generation:
             return
         if len(self._entries) >= self._max_entries:
             # Oldest first (dicts keep insertion order): crude, but bounded and O(1).
             del self._entries[next(iter(self._entries))]
-        self._entries[key_hash] = CachedKey(key_id, tenant_id, time.monotonic() + self._ttl)
+        expires_at = time.monotonic() + self._ttl
+        self._entries[key_hash] = CachedKey(key_id, tenant_id, tenant_rate_limit, expires_at)
 
     def invalidate(self) -> None:
         self._generation += 1
@@ -153,5 +164,15 @@ def _keep_alive(connection: asyncpg.Connection) -> None:
 
 async def announce_revocation(session: WriteSession, key_id: uuid.UUID) -> None:
     """Tell every process's cache, when this transaction commits, that a key was revoked."""
+    await _announce(session, str(key_id))
+
+
+async def announce_tenant_change(session: WriteSession, tenant_id: uuid.UUID) -> None:
+    """Tell every process's cache, when this transaction commits, that what it keeps of a
+    tenant (its rate limit) changed; the same feed as revocations, which drop everything."""
+    await _announce(session, f"tenant:{tenant_id}")
+
+
+async def _announce(session: WriteSession, payload: str) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_notify(CHANNEL, str(key_id))))
+        await session.execute(select(func.pg_notify(CHANNEL, payload)))

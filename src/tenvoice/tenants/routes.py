@@ -8,7 +8,14 @@ from tenvoice.platform.pagination import Page
 from tenvoice.platform.schemas import problem_responses
 from tenvoice.tenants import commands, queries
 from tenvoice.tenants.keycache import ApiKeyCache
-from tenvoice.tenants.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut
+from tenvoice.tenants.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    TenantCreate,
+    TenantOut,
+    TenantUpdate,
+)
 
 router = APIRouter(
     prefix="/api/tenants",
@@ -39,6 +46,18 @@ async def get_tenant(tenant_id: UUID, session: AdminReader) -> TenantOut:
     return await queries.get_tenant(session, tenant_id)
 
 
+@router.patch("/{tenant_id}")
+async def update_tenant(
+    request: Request, tenant_id: UUID, body: TenantUpdate, uow: AdminUow
+) -> TenantOut:
+    command = commands.UpdateTenant(tenant_id, body.model_dump(exclude_unset=True))
+    tenant = await uow.run(commands.update_tenant, command)
+    # A new budget counts from this very request in this process (others hear of it through
+    # NOTIFY, like a revocation).
+    _forget_cached_keys(request)
+    return TenantOut.model_validate(tenant, from_attributes=True)
+
+
 # The new key's secret is in its answer and nowhere else, so that answer is never kept.
 _KEY_SHOWN_ONCE = shows_secret_once(
     "The API key was created, but its secret is shown only once and is gone; "
@@ -65,7 +84,11 @@ async def revoke_api_key(
     await uow.run(commands.revoke_api_key, commands.RevokeApiKey(tenant_id, key_id))
     # Other processes hear of it through NOTIFY; this one must not serve the key even for the
     # moment its own notification takes to arrive.
+    _forget_cached_keys(request)
+    return Response(status_code=204)
+
+
+def _forget_cached_keys(request: Request) -> None:
     cache: ApiKeyCache | None = getattr(request.app.state, "api_keys", None)
     if cache is not None:
         cache.invalidate()
-    return Response(status_code=204)
