@@ -28,7 +28,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The SDK and the instrumentations are imported only when tracing is on: off, a process
 # does not load them at all.
@@ -228,19 +228,27 @@ def _scrub_url(span: Span, scope: dict[str, Any]) -> None:
 
 
 class _RequestAttributes:
-    """The request id on the request's span; outside RequestIdMiddleware, which leaves it in
-    the scope, and inside the instrumentation's middleware, whose span is current here."""
+    """The request id on the request's span. This runs outside RequestIdMiddleware, which
+    leaves the id in the scope, and inside the instrumentation's middleware, whose span is
+    current here; that span ends with the response, so the id is set as the response starts."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-        finally:
-            request_id = scope.get(_REQUEST_ID_SCOPE_KEY)
-            if request_id:
-                trace.get_current_span().set_attribute(REQUEST_ID, request_id)
+            return
+        span = trace.get_current_span()
+
+        async def send_noting_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                request_id = scope.get(_REQUEST_ID_SCOPE_KEY)
+                if request_id:
+                    span.set_attribute(REQUEST_ID, request_id)
+            await send(message)
+
+        await self.app(scope, receive, send_noting_id)
 
 
 # -- context that rides with the outbox ------------------------------------------------
