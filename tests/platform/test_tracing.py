@@ -74,10 +74,11 @@ async def test_a_payment_is_one_trace_from_request_to_outbound_webhook(
     charge = one(in_trace, "outbox.job gateway.charge")
     assert charge.kind == SpanKind.CONSUMER
     assert _parent(charge) == _id(request), "queued in the request's transaction"
-    assert _attributes(charge, "job.kind", "job.attempt", "tenant.id") == {
+    assert _attributes(charge, "job.kind", "job.attempt", "tenant.id", tracing.REQUEST_ID) == {
         "job.kind": "gateway.charge",
         "job.attempt": 1,
         "tenant.id": flow.tenant.id,
+        tracing.REQUEST_ID: flow.payment.headers["x-request-id"],
     }
     uuid.UUID(str((charge.attributes or {})["job.id"]))
 
@@ -98,8 +99,13 @@ async def test_a_payment_is_one_trace_from_request_to_outbound_webhook(
         "webhook.delivery_id": str(delivery_id),
         "http.response.status_code": 204,
         "tenant.id": flow.tenant.id,
+        tracing.REQUEST_ID: (gateway_webhook.attributes or {})[tracing.REQUEST_ID],
     }
     (post,) = [s for s in children(in_trace, deliver) if s.kind == SpanKind.CLIENT]
+    # A tenant's URL may carry its own secret: the span names the origin only.
+    assert str((post.attributes or {})["http.url"]).endswith(
+        ":" + receiver.base_url.split(":")[-1] + "/"
+    )
     (received,) = receiver.received
     # The receiver's request was sent inside the delivery's HTTP client span.
     _, sent_trace, sent_parent, _ = received.headers["traceparent"].split("-")
@@ -160,6 +166,7 @@ _DELIVERY_ATTRIBUTES = (
     "webhook.delivery_id",
     "http.response.status_code",
     "tenant.id",
+    tracing.REQUEST_ID,
 )
 
 

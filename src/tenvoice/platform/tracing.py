@@ -24,16 +24,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenvoice.platform.tenancy import current_request_id
+
 # The SDK and the instrumentations are imported only when tracing is on: off, a process
 # does not load them at all.
 if TYPE_CHECKING:
-    import httpx
     from fastapi import FastAPI
     from opentelemetry.metrics import NoOpMeterProvider
     from opentelemetry.sdk.resources import Resource
@@ -51,6 +53,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _HOSTED_TOKEN = re.compile(r"(/hosted/invoices/)[^/?#]+")
 _URL_ATTRIBUTES = ("url.path", "url.full", "http.target", "http.url")
 _REQUEST_ID_SCOPE_KEY = "tenvoice.request_id"  # where RequestIdMiddleware leaves it
+_STORED_REQUEST_ID = "tenvoice-request-id"
 
 
 def _no_meters() -> NoOpMeterProvider:
@@ -207,14 +210,27 @@ def instrument_client(client: httpx.AsyncClient) -> None:
 
 
 def traced_transport(transport: httpx.AsyncHTTPTransport) -> httpx.AsyncBaseTransport:
-    """The transport itself untraced; wrapped in client spans (and `traceparent`) when on."""
+    """A transport to tenants' endpoints: as it is when off; on, wrapped in client spans (and
+    `traceparent`) that name only the URL's origin."""
     if _state.provider is None:
         return transport
     from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 
     return AsyncOpenTelemetryTransport(
-        transport, tracer_provider=_state.provider, meter_provider=_no_meters()
+        transport,
+        tracer_provider=_state.provider,
+        meter_provider=_no_meters(),
+        request_hook=_origin_only,
     )
+
+
+async def _origin_only(span: Span, request: Any) -> None:
+    # A tenant's URL may hold its own secret in the path or the query (many chat and
+    # automation services issue such URLs); the delivery's span names the endpoint by id.
+    url = httpx.URL(str(request.url))
+    origin = str(url.copy_with(path="/", query=None, fragment=None))
+    for name in ("http.url", "url.full"):
+        span.set_attribute(name, origin)
 
 
 def _scrub_url(span: Span, scope: dict[str, Any]) -> None:
@@ -260,6 +276,11 @@ def current_context() -> dict[str, str] | None:
         return None
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
+    request_id = current_request_id.get()
+    if request_id is not None:
+        # Not W3C: the jobs' spans name the request that queued them (the propagator
+        # ignores the key when it reads the context back).
+        carrier[_STORED_REQUEST_ID] = request_id
     return carrier or None
 
 
@@ -290,6 +311,8 @@ def job_span(
     }
     if tenant_id is not None:
         attributes[TENANT_ID] = str(tenant_id)
+    if stored and _STORED_REQUEST_ID in stored:
+        attributes[REQUEST_ID] = stored[_STORED_REQUEST_ID]
     return tracer.start_as_current_span(
         f"outbox.job {kind}",
         context=_PROPAGATOR.extract(stored) if stored else otel_context.Context(),
@@ -330,6 +353,8 @@ def delivery_span(
         "webhook.delivery_id": str(delivery_id),
         TENANT_ID: str(tenant_id),
     }
+    if stored and _STORED_REQUEST_ID in stored:
+        attributes[REQUEST_ID] = stored[_STORED_REQUEST_ID]
     return _delivery(tracer, stored, attributes)
 
 
