@@ -11,8 +11,8 @@ OpenTelemetry lets a process set its global provider once, and tests install an 
 provider and take it away again (`install_in_memory`, `uninstall`).
 
 A trace outlives the request that started it: the outbox job row, and each webhook delivery
-row, keep the W3C context (`traceparent`, `tracestate`) of the transaction that wrote them,
-and the worker continues that trace when it runs them.
+row, keep the W3C context (`traceparent`, `tracestate`) of the transaction that wrote them
+(and the id of the request it served), and the worker continues that trace when it runs them.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 SERVICE = "tenvoice"
 TENANT_ID = "tenant.id"
 REQUEST_ID = "tenvoice.request_id"
-# Only the W3C trace context is stored with a job: baggage could carry whatever a client sent.
+# Only the W3C trace context is stored with a job, never baggage (whatever a client sent).
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The hosted page's path holds the link token, which opens the invoice to whoever has it.
 _HOSTED_TOKEN = re.compile(r"(/hosted/invoices/)[^/?#]+")
