@@ -28,6 +28,7 @@ def test_nothing_is_set_up_without_the_environment_asking(app: FastAPI) -> None:
 def test_the_environment_turns_tracing_on() -> None:
     assert not tracing.enabled_by_environment({})
     assert tracing.enabled_by_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"})
+    assert tracing.enabled_by_environment({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x"})
     assert tracing.enabled_by_environment({"OTEL_TRACES_EXPORTER": "otlp"})
     assert not tracing.enabled_by_environment(
         {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}

@@ -1,6 +1,6 @@
 """OpenTelemetry tracing, set up in one place (DESIGN item 10).
 
-Off unless the environment asks for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, or
+Off unless the environment asks for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, its `_TRACES_` form, or
 `OTEL_TRACES_EXPORTER` other than `none`). Off, no SDK provider exists, nothing is
 instrumented, and every helper below returns at its first line: no context is read, written
 or stored. On, each process (each `serve --workers N` worker, or `tenvoice worker`) builds one
@@ -82,7 +82,8 @@ def enabled_by_environment(environ: Mapping[str, str] = os.environ) -> bool:
     exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if exporter == "none":
         return False
-    return bool(exporter or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return bool(exporter or endpoint or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
 def configure() -> TracerProvider | None:
