@@ -120,13 +120,16 @@ def _default_callback(settings: Settings, host: str, port: int) -> None:
 
 async def _worker() -> int:
     from tenvoice.handlers import EVENT_HANDLERS, JOB_HANDLERS
+    from tenvoice.platform import tracing
     from tenvoice.platform.db import Database
     from tenvoice.platform.worker import Worker
 
     settings = get_settings()
     ensure_embedded_secrets(settings)
     require_secrets_key(settings.secrets_key)
+    tracing.configure()
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
+    tracing.instrument_engines(db.write_engine, db.read_engine)
     worker = Worker(db, settings, JOB_HANDLERS, EVENT_HANDLERS)
     # As for the API (main.create_served_app): long-lived objects out of the collector's view.
     gc.collect()
@@ -140,6 +143,7 @@ async def _worker() -> int:
     finally:
         await worker.close()
         await db.dispose()
+        tracing.shutdown()
     return 0
 
 

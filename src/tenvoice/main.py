@@ -21,6 +21,7 @@ from tenvoice.invoices.routes import public_router as hosted_invoices_router
 from tenvoice.invoices.routes import router as invoices_router
 from tenvoice.payments.routes import router as payments_router
 from tenvoice.payments.routes import webhook_router
+from tenvoice.platform import tracing
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import DatabaseNotMigrated, DatabaseUnreachable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
@@ -52,6 +53,8 @@ def create_app(
     event_handlers: EventHandlers | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
+    # Before the app exists: each `serve --workers N` process builds its own.
+    tracing.configure()
     ensure_embedded_secrets(settings)
     secrets_key = require_secrets_key(settings.secrets_key)
     link_tokens = LinkTokens(secrets_key)
@@ -62,6 +65,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         app.state.db = db or Database(settings.database_url, pool_size=settings.database_pool_size)
+        tracing.instrument_engines(app.state.db.write_engine, app.state.db.read_engine)
         app.state.api_keys = ApiKeyCache()
         await app.state.api_keys.start(app.state.db.url)
         worker = None
@@ -80,6 +84,7 @@ def create_app(
             if owned:
                 await app.state.db.dispose()
             await rate_limit_counters.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="tenvoice",
@@ -126,6 +131,7 @@ def create_app(
         app.include_router(router)
     _operations(app)
     _openapi_problems_only_as_problem_json(app)
+    tracing.instrument_app(app)
     return app
 
 

@@ -1,6 +1,8 @@
 """Writes a command's events to the log and fans each out to the tenant's endpoints, in
 the command's transaction: a delivery per enabled endpoint subscribed to the event (by its
-type, its `prefix.*` or `*`), and a dispatch job per endpoint that got one.
+type, its `prefix.*` or `*`), and a dispatch job per endpoint that got one. Both carry the
+transaction's trace context when it is traced (platform/tracing.py), so that each delivery
+attempt joins the trace of the change that caused it.
 
 On PostgreSQL the three inserts are one statement (data-modifying CTEs), so logging an event
 costs the same single round trip whether or not the tenant has endpoints. SQLite has no
@@ -16,6 +18,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from tenvoice.events.catalog import EVERYTHING, TEST_EVENT_TYPE, prefix_pattern
 from tenvoice.events.models import Event
+from tenvoice.platform import tracing
 from tenvoice.platform.db import json_text, utcnow
 from tenvoice.platform.ids import uuid7
 from tenvoice.platform.outbox import JobStatus, OutboxJob
@@ -38,11 +41,12 @@ JOBS = cast(Table, OutboxJob.__table__)
 
 async def write_events(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
     now = utcnow()
+    traced = tracing.current_context()
     if (await uow.session.connection()).dialect.name == "postgresql":
-        await uow.session.execute(_IN_ONE_STATEMENT, _columns(rows, now))
+        await uow.session.execute(_IN_ONE_STATEMENT, _columns(rows, now, traced))
         return
     await uow.session.execute(insert(EVENTS), rows)
-    await _fan_out_here(uow, rows, now)
+    await _fan_out_here(uow, rows, now, traced)
 
 
 # The events as arrays, one per column: one statement text whatever their number, so it is
@@ -77,26 +81,31 @@ WITH logged AS (
     WHERE logged.event_type <> '{TEST_EVENT_TYPE}'
 ), queued AS (
     INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, event_type, status,
-                                    attempts, next_attempt_at, created_at, updated_at)
+                                    attempts, next_attempt_at, trace_context, created_at,
+                                    updated_at)
     SELECT :tenant_id, gen_random_uuid(), endpoint_id, event_id, event_type,
-           '{DeliveryStatus.PENDING.value}', 0, :now, :now, :now
+           '{DeliveryStatus.PENDING.value}', 0, :now, CAST(CAST(:trace AS text) AS jsonb),
+           :now, :now
     FROM matched
     RETURNING endpoint_id
 )
 INSERT INTO outbox_jobs (id, tenant_id, kind, dedupe_key, payload, status, attempts,
-                         run_after, created_at, updated_at)
+                         run_after, trace_context, created_at, updated_at)
 SELECT gen_random_uuid(), :tenant_id, '{DISPATCH}', '{DISPATCH}:' || endpoint_id,
        jsonb_build_object('endpointId', CAST(endpoint_id AS text)),
-       '{JobStatus.PENDING.value}', 0, :now, :now, :now
+       '{JobStatus.PENDING.value}', 0, :now, CAST(CAST(:trace AS text) AS jsonb), :now, :now
 FROM (SELECT DISTINCT endpoint_id FROM queued) AS woken
 """  # noqa: S608
 )
 
 
-def _columns(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+def _columns(
+    rows: list[dict[str, Any]], now: datetime, traced: dict[str, str] | None
+) -> dict[str, Any]:
     return {
         "tenant_id": rows[0]["tenant_id"],
         "now": now,
+        "trace": None if traced is None else json_text(traced),
         "ids": [row["id"] for row in rows],
         "event_types": [row["event_type"] for row in rows],
         "entity_types": [row["entity_type"] for row in rows],
@@ -118,7 +127,9 @@ def _enabled_endpoint() -> ColumnElement[bool]:
     )
 
 
-async def _fan_out_here(uow: UnitOfWork, rows: list[dict[str, Any]], now: datetime) -> None:
+async def _fan_out_here(
+    uow: UnitOfWork, rows: list[dict[str, Any]], now: datetime, traced: dict[str, str] | None
+) -> None:
     fanned = [row for row in rows if row["event_type"] != TEST_EVENT_TYPE]
     if not fanned:
         return
@@ -151,6 +162,7 @@ async def _fan_out_here(uow: UnitOfWork, rows: list[dict[str, Any]], now: dateti
                     "next_attempt_at": now,
                     "created_at": now,
                     "updated_at": now,
+                    **_trace_column(traced),
                 }
             )
     if not deliveries:
@@ -171,7 +183,13 @@ async def _fan_out_here(uow: UnitOfWork, rows: list[dict[str, Any]], now: dateti
                 "run_after": now,
                 "created_at": now,
                 "updated_at": now,
+                **_trace_column(traced),
             }
             for endpoint in woken
         ],
     )
+
+
+def _trace_column(traced: dict[str, str] | None) -> dict[str, Any]:
+    # Left out untraced: a None written to a JSON column would be JSON null, not SQL NULL.
+    return {} if traced is None else {"trace_context": traced}

@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from tenvoice.platform import tenancy
+from tenvoice.platform import tenancy, tracing
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -269,6 +269,8 @@ class Database:
 
     @asynccontextmanager
     async def write(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[WriteSession]:
+        # Where a request or job first acts in its tenant: the one place its span learns it.
+        tracing.annotate_tenant(tenant_id)
         async with self._writes() as session:
             tenancy.bind_session(session.sync_session, tenant_id)
             session.writer = self.sqlite_writer
@@ -276,6 +278,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[ReadSession]:
+        tracing.annotate_tenant(tenant_id)
         async with self._reads() as session:
             tenancy.bind_session(session.sync_session, tenant_id)
             yield session

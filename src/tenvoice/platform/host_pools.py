@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 import httpx
 
+from tenvoice.platform import tracing
+
 # Idle pools beyond this many are closed, least recently used first.
 POOL_LIMIT = 256
 # Per host: a dispatcher sends one first attempt at a time and a few retries beside it.
@@ -25,15 +27,17 @@ class HostPools:
     def __init__(self, limit: int = POOL_LIMIT) -> None:
         self._limit = limit
         self._tls = httpx.create_ssl_context(trust_env=False)
-        self._pools: OrderedDict[Origin, httpx.AsyncHTTPTransport] = OrderedDict()
+        self._pools: OrderedDict[Origin, httpx.AsyncBaseTransport] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
-    def for_url(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+    def for_url(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
         """The pool for the host `url` names (not the address it will connect to)."""
         origin = (url.scheme, url.host, url.port)
         pool = self._pools.get(origin)
         if pool is None:
-            pool = httpx.AsyncHTTPTransport(verify=self._tls, trust_env=False, limits=_LIMITS)
+            pool = tracing.traced_transport(
+                httpx.AsyncHTTPTransport(verify=self._tls, trust_env=False, limits=_LIMITS)
+            )
             self._pools[origin] = pool
             if len(self._pools) > self._limit:
                 _, evicted = self._pools.popitem(last=False)

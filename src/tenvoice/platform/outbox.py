@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tenvoice.platform import tracing
 from tenvoice.platform.db import Base, WriteSession, utcnow
 from tenvoice.platform.ids import uuid7
 
@@ -80,6 +81,8 @@ class Job:
     kind: str
     payload: dict[str, Any]
     attempt: int
+    # The trace of the transaction that queued it (W3C headers); None untraced.
+    trace_context: dict[str, str] | None = None
 
 
 JobHandler = Callable[[Job, "JobContext"], Awaitable[None]]
@@ -110,5 +113,9 @@ def enqueue(
         created_at=now,
         updated_at=now,
     )
+    traced = tracing.current_context()
+    if traced is not None:
+        # Only then: an attribute set to None is written as JSON null, not SQL NULL.
+        job.trace_context = traced
     session.add(job)
     return job

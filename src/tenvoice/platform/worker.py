@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenvoice.config import Settings
-from tenvoice.platform import idempotency
+from tenvoice.platform import idempotency, tracing
 from tenvoice.platform.db import Database, utcnow
 from tenvoice.platform.host_pools import HostPools
 from tenvoice.platform.messages import EventHandlers
@@ -83,13 +83,9 @@ class Worker:
         self.settings = settings
         self.jobs = jobs
         self._own_http = http is None
-        self.context = JobContext(
-            db,
-            settings,
-            http or httpx.AsyncClient(timeout=10.0),
-            event_handlers,
-            HostPools(),
-        )
+        http = http or httpx.AsyncClient(timeout=10.0)
+        tracing.instrument_client(http)
+        self.context = JobContext(db, settings, http, event_handlers, HostPools())
         self.concurrency = settings.worker_concurrency
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self._completions = _Completions(db)
@@ -114,7 +110,9 @@ class Worker:
             claimed: list[Job] = []
             if free > 0:
                 try:
-                    claimed = await self.claim(free)
+                    # Polling is no job's work: it would be a one-span trace every poll.
+                    with tracing.untraced():
+                        claimed = await self.claim(free)
                 except Exception as exc:
                     # The database is down or busy: keep the process, and wait longer each
                     # time rather than hammer it (and the log) every poll.
@@ -124,7 +122,8 @@ class Worker:
                 outage.recovered()
             # After a claim went through, so that an outage is not reported twice.
             if loop.time() >= next_maintenance:
-                await self.maintain()
+                with tracing.untraced():
+                    await self.maintain()
                 next_maintenance = loop.time() + MAINTENANCE_EVERY_SECONDS
             for job in claimed:
                 task = asyncio.create_task(self.execute(job))
@@ -179,12 +178,15 @@ class Worker:
             update(J)
             .where(J.id.in_(due.scalar_subquery()))
             .values(run_after=now + self.lease, attempts=J.attempts + 1, updated_at=now)
-            .returning(J.id, J.tenant_id, J.kind, J.payload, J.attempts)
+            .returning(J.id, J.tenant_id, J.kind, J.payload, J.attempts, J.trace_context)
         )
         async with self.db.autocommit() as connection:
             await self._bury_lost(connection, now)
             rows = (await connection.execute(statement)).all()
-        return [Job(row.id, row.tenant_id, row.kind, row.payload, row.attempts) for row in rows]
+        return [
+            Job(row.id, row.tenant_id, row.kind, row.payload, row.attempts, row.trace_context)
+            for row in rows
+        ]
 
     def _lost_on_last_attempt(self, now: datetime) -> ColumnElement[bool]:
         # A worker that dies never reports its failure, so a job that kills its worker every
@@ -227,7 +229,8 @@ class Worker:
                 raise UnknownJobKind(f"no handler for job kind {job.kind!r}")
             # A job still running when its lease ends would be run again by another worker
             # while this one goes on; it is cut off instead and retried.
-            await asyncio.wait_for(handler(job, self.context), self.lease.total_seconds())
+            with tracing.job_span(job.kind, job.id, job.attempt, job.tenant_id, job.trace_context):
+                await asyncio.wait_for(handler(job, self.context), self.lease.total_seconds())
         except Exception as exc:
             await self._failed(job, exc)
         else:
@@ -319,7 +322,9 @@ class _Completions:
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((job, written))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="outbox-completions")
+            # One write for many jobs' completions: part of none of their traces.
+            with tracing.untraced():
+                self._writer = asyncio.create_task(self._write(), name="outbox-completions")
         return await asyncio.shield(written)
 
     async def _write(self) -> None:

@@ -31,6 +31,7 @@ from tenvoice.config import Settings, require_secrets_key
 from tenvoice.events.models import Event
 from tenvoice.events.queries import linked_data
 from tenvoice.invoices.links import HostedLinks, LinkTokens
+from tenvoice.platform import tracing
 from tenvoice.platform.db import utcnow
 from tenvoice.platform.ids import uuid7
 from tenvoice.platform.outbox import Job, JobStatus, OutboxJob
@@ -76,6 +77,9 @@ class Due:
     id: uuid.UUID
     attempts: int
     message: sender.Message
+    event_type: str
+    # Of the transaction that recorded the event: each attempt's span joins its trace.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +196,17 @@ class Dispatcher:
         return sent
 
     async def _send(self, destination: Destination, due: Due) -> Sent:
-        outcome = await sender.send(
-            self.context.webhook_pools, destination.route, due.message, destination.secrets
-        )
+        with tracing.delivery_span(
+            due.trace_context,
+            endpoint_id=self.endpoint_id,
+            event_type=due.event_type,
+            delivery_id=due.id,
+            tenant_id=self.tenant_id,
+        ) as span:
+            outcome = await sender.send(
+                self.context.webhook_pools, destination.route, due.message, destination.secrets
+            )
+            tracing.delivery_outcome(span, outcome.status, outcome.error)
         return Sent(due, outcome)
 
     # -- transactions --------------------------------------------------------------------
@@ -391,6 +403,7 @@ class Dispatcher:
             select(
                 D.id,
                 D.attempts,
+                D.trace_context,
                 D.event_id,
                 Event.tenant_id,
                 Event.entity_type,
@@ -436,7 +449,7 @@ def _links(settings: Settings) -> HostedLinks | None:
 def _due_of(row: Any, links: HostedLinks | None) -> Due:
     data = linked_data(row, links)
     sent = sender.message(row.event_id, row.event_type, row.occurred_at, data)
-    return Due(row.id, row.attempts, sent)
+    return Due(row.id, row.attempts, sent, row.event_type, row.trace_context)
 
 
 def _finished(in_flight: dict[uuid.UUID, asyncio.Task[Sent]]) -> list[Sent]:
