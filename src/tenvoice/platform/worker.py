@@ -9,6 +9,7 @@ retried after exponentially growing waits and ends `dead` with its last error ke
 """
 
 import asyncio
+import contextvars
 import logging
 import random
 import uuid
@@ -22,7 +23,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenvoice.config import Settings
-from tenvoice.platform import idempotency
+from tenvoice.platform import idempotency, logs
 from tenvoice.platform.db import Database, utcnow
 from tenvoice.platform.host_pools import HostPools
 from tenvoice.platform.messages import EventHandlers
@@ -221,6 +222,11 @@ class Worker:
             )
 
     async def execute(self, job: Job) -> None:
+        tenant = str(job.tenant_id) if job.tenant_id is not None else None
+        with logs.log_context(job_id=str(job.id), job_kind=job.kind, tenant_id=tenant):
+            await self._execute(job)
+
+    async def _execute(self, job: Job) -> None:
         handler = self.jobs.get(job.kind)
         try:
             if handler is None:
@@ -319,7 +325,11 @@ class _Completions:
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((job, written))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="outbox-completions")
+            # A context of its own: the batch belongs to no one job, so its lines must not
+            # carry the fields (job id, trace) of the job that happened to start it.
+            self._writer = asyncio.create_task(
+                self._write(), name="outbox-completions", context=contextvars.Context()
+            )
         return await asyncio.shield(written)
 
     async def _write(self) -> None:

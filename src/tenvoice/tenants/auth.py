@@ -10,6 +10,7 @@ import uuid
 from fastapi import Request
 from sqlalchemy import select
 
+from tenvoice.platform import logs
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import AppError
 from tenvoice.platform.idempotency import Owner
@@ -31,6 +32,8 @@ async def _authenticate(request: Request) -> tuple[Actor, uuid.UUID | None]:
     resolved: tuple[Actor, uuid.UUID | None] | None = request.scope.get(_RESOLVED)
     if resolved is None:
         resolved = request.scope[_RESOLVED] = await _resolve(request)
+        if resolved[1] is not None:
+            logs.bind(tenant_id=str(resolved[1]))
     return resolved
 
 
@@ -83,6 +86,7 @@ async def tenant_context(request: Request) -> RequestContext:
         if named is None:
             raise errors.TenantRequired("Name the tenant to act as with X-Tenant-Id.")
         await _require_tenant(request.app.state.db, named)
+        logs.bind(tenant_id=str(named))
         return RequestContext(actor, named, current_request_id.get())
     if named is not None and named != key_tenant:
         raise errors.TenantMismatch("An API key acts only as its own tenant.")
