@@ -38,6 +38,7 @@ class LogScan:
     secrets: set[str] = field(default_factory=set)
     # Each token of at least MIN_SECRET_LENGTH logged, and the first line that held it.
     logged: dict[str, str] = field(default_factory=dict)
+    lines: int = 0
 
     def note_secret(self, *secrets: str | None) -> None:
         self.secrets.update(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
@@ -48,6 +49,7 @@ class LogScan:
             self.note_secret(match.group(1) or match.group(2))
 
     def note_line(self, line: str) -> None:
+        self.lines += 1
         for token in _tokens(line):
             self.logged.setdefault(token, line)
 
@@ -161,3 +163,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("secrets in logs", red=True)
         for line in report(leaks):
             terminalreporter.write_line(line)
+    else:
+        terminalreporter.write_line(
+            f"log scan: none of {len(SCAN.secrets)} secrets in {SCAN.lines} log lines"
+        )
