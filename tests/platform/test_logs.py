@@ -309,3 +309,14 @@ def test_creating_an_app_leaves_the_callers_logging_alone(settings: Settings) ->
     create_app(settings)
     after = (list(root.handlers), root.level, logging.getLogger("uvicorn.error").handlers[:])
     assert after == before
+
+
+async def test_caplog_still_sees_the_services_records(
+    client: httpx.AsyncClient, tenant_a: TenantHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        await client.get("/api/test-logs/line", headers=tenant_a.headers)
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("tenvoice.test", "inside a tenant's request"),
+        ("tenvoice.access", "request"),
+    ]
