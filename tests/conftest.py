@@ -19,6 +19,17 @@ ADMIN_KEY = "tv_admin_test_" + "x" * 32
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRETS_KEY = "test-secrets-key-" + "k" * 32
 
+# The scan that fails the session when a secret shows up in a log line.
+pytest_plugins = ["tests.logscan"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The plugin as pytest loaded it: importing it here, earlier, would keep pytest from
+    # rewriting its asserts.
+    plugin = config.pluginmanager.get_plugin("tests.logscan")
+    assert plugin is not None
+    plugin.SCAN.note_secret(ADMIN_KEY, WEBHOOK_SECRET, SECRETS_KEY)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`@pytest.mark.backend("postgresql")` keeps only that database's variant of a test.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from tests import logscan
 from tests.live import free_socket, until_ready
 
 
@@ -26,10 +27,12 @@ async def test_serve_with_two_workers_answers_and_stops_on_sigterm(tmp_path: Pat
     )  # fmt: skip
     assert await migrate.wait() == 0
     assert "secrets_key" in json.loads((tmp_path / "tenvoice.db.secrets.json").read_text())
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port), "--workers", "2",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "stderr"
+    with log.open("wb") as stderr:
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port), "--workers", "2",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             await until_ready(client)
@@ -47,6 +50,13 @@ async def test_serve_with_two_workers_answers_and_stops_on_sigterm(tmp_path: Pat
     finally:
         server.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.wait(), 20) == 0
+    # Both worker processes log in the one format, and only what is worth a line.
+    logged = log.read_text()
+    logscan.SCAN.note_output(logged)
+    lines = [json.loads(line) for line in logged.splitlines()]
+    assert [line["event"] for line in lines].count("Application startup complete.") == 2
+    assert len([line for line in lines if line["logger"] == "tenvoice.access"]) >= 18
+    assert not any("plugin" in line["event"] for line in lines)
 
 
 async def _finalized_invoice_link(

@@ -3,10 +3,10 @@
 import argparse
 import asyncio
 import gc
-import logging
 import os
 import signal
 import sys
+from typing import Any
 
 import uvloop
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from tenvoice.config import (
     get_settings,
     require_secrets_key,
 )
-from tenvoice.platform import preflight
+from tenvoice.platform import logs, preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,12 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs = sub.add_parser("jobs", help="outbox jobs by status, and the dead ones")
     jobs.add_argument("--retry", metavar="JOB_ID", help="send a dead job back to the queue")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # One line per outgoing request (the gateway's webhooks) is noise, not news.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     problem: Exception
     try:
-        return _run(args)
+        settings = get_settings()
+        log_config = logs.setup(settings.log_format, settings.log_level)
+        return _run(args, log_config)
     except ValidationError as exc:
         problem = preflight.settings_error(exc)
     except (preflight.StartupError, SettingsError) as exc:
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, log_config: dict[str, Any]) -> int:
     if args.command == "migrate":
         return _migrate()
     if args.command == "worker":
@@ -62,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
         preflight.database_ready(get_settings().database_url)
         return asyncio.run(report(get_settings(), args.retry, STORED_COUNTS))
-    return _serve(args.host, args.port, args.workers)
+    return _serve(args.host, args.port, args.workers, log_config)
 
 
 def _migrate() -> int:
@@ -80,7 +79,7 @@ def _migrate() -> int:
     return 0
 
 
-def _serve(host: str, port: int, workers: int) -> int:
+def _serve(host: str, port: int, workers: int, log_config: dict[str, Any]) -> int:
     import uvicorn
 
     settings = get_settings()
@@ -98,7 +97,11 @@ def _serve(host: str, port: int, workers: int) -> int:
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        # Applied again in each worker process, which does not run this function.
+        log_config=log_config,
+        log_level=settings.log_level,
+        # One line per request comes from the app (platform/access_log.py), with its route
+        # template rather than uvicorn's raw path.
         access_log=False,
         http="tenvoice.platform.httpserver:ProblemHttpProtocol",
     )

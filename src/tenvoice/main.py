@@ -21,7 +21,8 @@ from tenvoice.invoices.routes import public_router as hosted_invoices_router
 from tenvoice.invoices.routes import router as invoices_router
 from tenvoice.payments.routes import router as payments_router
 from tenvoice.payments.routes import webhook_router
-from tenvoice.platform import tracing
+from tenvoice.platform import logs, tracing
+from tenvoice.platform.access_log import AccessLogMiddleware
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import DatabaseNotMigrated, DatabaseUnreachable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
@@ -113,6 +114,10 @@ def create_app(
         caller_of=rate_limit_caller,
     )
     app.add_middleware(MetricsMiddleware)
+    # Inside the request id, which its line carries; outside every layer that may answer on
+    # its own (body guard, strict input, idempotency replays), so each request is one line
+    # with the status its client saw.
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     for router in (
         tenants_router,
@@ -143,6 +148,9 @@ def create_served_app() -> FastAPI:
     ~140k objects in 40-70 ms of CPU, a pause every request in flight would wait out; frozen,
     about 10k objects are left to walk.
     """
+    # A worker process of `serve --workers N` starts afresh: uvicorn has applied the log
+    # config to the standard library, this points structlog's own loggers at it.
+    logs.configure_structlog()
     app = create_app()
     gc.collect()
     gc.freeze()

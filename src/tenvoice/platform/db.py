@@ -152,7 +152,14 @@ def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEn
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, json_serializer=json_text, json_deserializer=orjson.loads, pool_size=pool_size
+            url,
+            json_serializer=json_text,
+            json_deserializer=orjson.loads,
+            pool_size=pool_size,
+            # A database error's text (logged, and kept as a job's last error) leaves out
+            # the statement's values: customers' details, sealed signing secrets and key
+            # hashes have no place in a log line.
+            hide_parameters=True,
         )
         _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if write else "BEGIN")
         return engine
@@ -164,6 +171,7 @@ def make_engine(url: str, *, pool_size: int = 10, write: bool = True) -> AsyncEn
         max_overflow=pool_size,
         pool_pre_ping=False,
         connect_args={"connection_class": tenancy.TenantBoundConnection},
+        hide_parameters=True,  # as above
     )
 
     @event.listens_for(engine.sync_engine, "checkin")

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenvoice.platform import logs
 from tenvoice.platform.errors import AppError, FieldError
 from tenvoice.platform.tenancy import current_request_id
 
@@ -156,10 +157,12 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     # to the log, never to the wire.
     # Starlette renders this from its outermost layer, after RequestIdMiddleware has unwound
     # and reset the contextvar, so the id is recovered from the scope it left behind.
+    # The same goes for the request's log fields (its tenant), kept in the scope.
     request_id: str | None = request.scope.get(_REQUEST_ID_SCOPE_KEY)
-    log.exception("unhandled error in request %s", request_id, exc_info=exc)
     token = current_request_id.set(request_id)
     try:
+        with logs.log_context(**request.scope.get(logs.SCOPE_KEY, {})):
+            log.exception("unhandled error in request %s", request_id, exc_info=exc)
         return problem_for_status(500, "The request failed; report its request id.")
     finally:
         current_request_id.reset(token)

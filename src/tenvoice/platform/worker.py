@@ -9,6 +9,7 @@ retried after exponentially growing waits and ends `dead` with its last error ke
 """
 
 import asyncio
+import contextvars
 import logging
 import random
 import uuid
@@ -22,7 +23,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenvoice.config import Settings
-from tenvoice.platform import idempotency, tracing
+from tenvoice.platform import idempotency, logs, tracing
 from tenvoice.platform.db import Database, utcnow
 from tenvoice.platform.host_pools import HostPools
 from tenvoice.platform.messages import EventHandlers
@@ -223,6 +224,11 @@ class Worker:
             )
 
     async def execute(self, job: Job) -> None:
+        tenant = str(job.tenant_id) if job.tenant_id is not None else None
+        with logs.log_context(job_id=str(job.id), job_kind=job.kind, tenant_id=tenant):
+            await self._execute(job)
+
+    async def _execute(self, job: Job) -> None:
         handler = self.jobs.get(job.kind)
         try:
             if handler is None:
@@ -322,10 +328,15 @@ class _Completions:
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((job, written))
         if self._writer is None or self._writer.done():
-            # One write for many jobs' completions: part of none of their traces.
-            with tracing.untraced():
-                self._writer = asyncio.create_task(self._write(), name="outbox-completions")
+            # A context of its own: one write for many jobs' completions belongs to no one
+            # job, so neither its lines nor its spans (it has none: it is part of none of
+            # their traces) carry the fields of the job that happened to start it.
+            self._writer = contextvars.Context().run(self._start_writer)
         return await asyncio.shield(written)
+
+    def _start_writer(self) -> "asyncio.Task[None]":
+        with tracing.untraced():
+            return asyncio.create_task(self._write(), name="outbox-completions")
 
     async def _write(self) -> None:
         while self._waiting:

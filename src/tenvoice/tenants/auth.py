@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy import select
 
+from tenvoice.platform import logs
 from tenvoice.platform.db import Database
 from tenvoice.platform.errors import AppError
 from tenvoice.platform.idempotency import Owner
@@ -44,6 +45,8 @@ async def _authenticate(request: Request) -> Credential:
         except AppError as exc:
             resolved = exc
         request.scope[_RESOLVED] = resolved
+        if isinstance(resolved, Credential) and resolved.tenant_id is not None:
+            logs.bind(tenant_id=str(resolved.tenant_id))
     if isinstance(resolved, AppError):
         raise resolved
     return resolved
@@ -100,6 +103,7 @@ async def tenant_context(request: Request) -> RequestContext:
         if named is None:
             raise errors.TenantRequired("Name the tenant to act as with X-Tenant-Id.")
         await _require_tenant(request.app.state.db, named)
+        logs.bind(tenant_id=str(named))
         return RequestContext(actor, named, current_request_id.get())
     if named is not None and named != key_tenant:
         raise errors.TenantMismatch("An API key acts only as its own tenant.")
