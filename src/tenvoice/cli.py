@@ -1,4 +1,4 @@
-"""`tenvoice migrate | serve | worker | jobs`: what automation and the README rely on."""
+"""`tenvoice migrate | serve | worker | jobs | doctor`: what automation and the README rely on."""
 
 import argparse
 import asyncio
@@ -18,7 +18,7 @@ from tenvoice.config import (
     get_settings,
     require_secrets_key,
 )
-from tenvoice.platform import preflight
+from tenvoice.platform import metrics_process, preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run the outbox worker on its own")
     jobs = sub.add_parser("jobs", help="outbox jobs by status, and the dead ones")
     jobs.add_argument("--retry", metavar="JOB_ID", help="send a dead job back to the queue")
+    sub.add_parser("doctor", help="configuration (secrets masked) and what the service reaches")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # One line per outgoing request (the gateway's webhooks) is noise, not news.
@@ -62,7 +63,14 @@ def _run(args: argparse.Namespace) -> int:
 
         preflight.database_ready(get_settings().database_url)
         return asyncio.run(report(get_settings(), args.retry, STORED_COUNTS))
-    return _serve(args.host, args.port, args.workers)
+    if args.command == "doctor":
+        from tenvoice.platform import doctor
+
+        return doctor.run(get_settings())
+    # Before anything imports a metric: every process of the run then counts into files
+    # that /metrics adds up (platform/metrics_process.py).
+    with metrics_process.serve_directory():
+        return _serve(args.host, args.port, args.workers)
 
 
 def _migrate() -> int:
@@ -128,6 +136,13 @@ async def _worker() -> int:
     require_secrets_key(settings.secrets_key)
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     worker = Worker(db, settings, JOB_HANDLERS, EVENT_HANDLERS)
+    exporter = None
+    if settings.metrics_port is not None:
+        from tenvoice.platform import metrics_exporter
+
+        exporter = metrics_exporter.start(
+            settings.metrics_host, settings.metrics_port, settings.metrics_token
+        )
     # As for the API (main.create_served_app): long-lived objects out of the collector's view.
     gc.collect()
     gc.freeze()
@@ -140,6 +155,8 @@ async def _worker() -> int:
     finally:
         await worker.close()
         await db.dispose()
+        if exporter is not None:
+            exporter.shutdown()
     return 0
 
 

@@ -26,7 +26,9 @@ from tenvoice.platform.errors import DatabaseNotMigrated, DatabaseUnreachable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
 from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
-from tenvoice.platform.metrics import MetricsMiddleware, metrics_route
+from tenvoice.platform.metrics_endpoint import metrics_route, watch_pools
+from tenvoice.platform.metrics_http import MetricsMiddleware
+from tenvoice.platform.metrics_process import forget_this_process
 from tenvoice.platform.migrate import schema_is_behind
 from tenvoice.platform.schemas import problem_responses
 from tenvoice.platform.strict_input import StrictInputMiddleware
@@ -57,6 +59,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         app.state.db = db or Database(settings.database_url, pool_size=settings.database_pool_size)
+        watch_pools(app.state.db)
         app.state.api_keys = ApiKeyCache()
         await app.state.api_keys.start(app.state.db.url)
         worker = None
@@ -74,6 +77,8 @@ def create_app(
                 await worker.close()
             if owned:
                 await app.state.db.dispose()
+            # Its connections in use no longer count; its counters stay in the sum.
+            forget_this_process()
 
     app = FastAPI(
         title="tenvoice",
@@ -202,4 +207,6 @@ def _operations(app: FastAPI) -> None:
             )
         return {"status": "ready"}
 
-    app.add_api_route("/metrics", metrics_route(STORED_COUNTS), include_in_schema=False)
+    app.add_api_route(
+        "/metrics", metrics_route(STORED_COUNTS, list(JOB_HANDLERS)), include_in_schema=False
+    )

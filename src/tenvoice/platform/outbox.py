@@ -8,7 +8,7 @@ and is never lost for one that committed. Job handlers must tolerate running twi
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -80,6 +80,8 @@ class Job:
     kind: str
     payload: dict[str, Any]
     attempt: int
+    # When this attempt was due (the job's run_after before the claim); for its latency.
+    due_at: datetime | None = field(default=None, compare=False)
 
 
 JobHandler = Callable[[Job, "JobContext"], Awaitable[None]]
