@@ -36,6 +36,7 @@ log = logging.getLogger("tenvoice.metrics")
 
 J = OutboxJob
 _WATCHED = "_tenvoice_pools_watched"
+_SEEN_KINDS: set[str] = set()
 
 
 def metrics_route(
@@ -147,9 +148,11 @@ async def _read_outbox(connection: AsyncConnection, job_kinds: Sequence[str]) ->
     rows = (
         await connection.execute(select(J.kind, J.status, func.count()).group_by(J.kind, J.status))
     ).all()
-    # Every known kind and status is set, zero included: a count that fell to nothing must
-    # read 0, not the last reading of whichever process saw it last.
-    counts = {(kind, status.value): 0 for kind in job_kinds for status in JobStatus}
+    # Every kind this service runs or this process has seen is set, zero included: a count
+    # that fell to nothing must read 0, not the last reading of whoever saw it last.
+    _SEEN_KINDS.update(job_kinds)
+    _SEEN_KINDS.update(kind for kind, _, _ in rows)
+    counts = {(kind, status.value): 0 for kind in _SEEN_KINDS for status in JobStatus}
     counts |= {(kind, status): int(total) for kind, status, total in rows}
     for (kind, status), total in counts.items():
         OUTBOX_STORED.labels(kind, status).set(total)

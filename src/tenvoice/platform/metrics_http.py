@@ -8,8 +8,10 @@ invoice its own series.
 """
 
 import time
+from collections.abc import Sequence
 
-from starlette.routing import BaseRoute, Match
+from fastapi.routing import iter_route_contexts
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenvoice.platform.metrics import LATENCY, REPLAYS, REQUESTS, UNMATCHED
@@ -27,37 +29,38 @@ class RouteTemplates:
     the same route, and the cache holds a bounded set of shapes, not of paths.
     """
 
-    def __init__(self, routes: list[BaseRoute]) -> None:
-        self._routes = routes
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        # FastAPI keeps included routers' routes behind a container; these are the routes
+        # as requests see them, full paths included (as http.py's Allow header reads them).
+        self._routes = [
+            (compile_path(context.path)[0], context.methods, context.path)
+            for context in iter_route_contexts(routes)
+            if context.path is not None
+        ]
         self._literals = {
-            part
-            for route in routes
-            for part in str(getattr(route, "path", "")).split("/")
-            if "{" not in part
+            part for *_, path in self._routes for part in path.split("/") if "{" not in part
         }
         self._cache: dict[tuple[str, str], str] = {}
 
     def of(self, scope: Scope) -> str:
-        shape = "/".join(
-            part if part in self._literals else "*" for part in scope["path"].split("/")
-        )
+        path: str = scope["path"]
+        shape = "/".join(part if part in self._literals else "*" for part in path.split("/"))
         key = (scope["method"], shape)
         template = self._cache.get(key)
         if template is None:
-            template = self._match(scope)
+            template = self._match(scope["method"], path)
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[key] = template
         return template
 
-    def _match(self, scope: Scope) -> str:
-        partial = None
-        for route in self._routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return str(getattr(route, "path", UNMATCHED))
-            if match == Match.PARTIAL and partial is None:
-                partial = str(getattr(route, "path", UNMATCHED))  # another method's route
-        return partial or UNMATCHED
+    def _match(self, method: str, path: str) -> str:
+        other_method = None
+        for regex, methods, template in self._routes:
+            if regex.match(path):
+                if methods is None or method in methods:
+                    return template
+                other_method = other_method or template  # answered 405 on this route
+        return other_method or UNMATCHED
 
 
 class MetricsMiddleware:
@@ -95,5 +98,5 @@ class MetricsMiddleware:
             return str(getattr(route, "path", UNMATCHED))
         if self._templates is None:
             # The app's routes are complete once it serves; the first request reads them.
-            self._templates = RouteTemplates(list(scope["app"].routes))
+            self._templates = RouteTemplates(scope["app"].routes)
         return self._templates.of(scope)

@@ -194,7 +194,7 @@ class Worker:
                 await self._bury_lost(connection, now)
                 # SQLite's RETURNING sees only the updated row: the due times are read
                 # first, in the same write transaction.
-                due_at = dict((await connection.execute(due)).tuples().all())
+                due_at = {row.id: row.run_after for row in await connection.execute(due)}
                 updated = await connection.execute(
                     claim.where(J.id.in_(list(due_at))).returning(*claimed)
                 )
