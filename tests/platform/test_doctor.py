@@ -1,12 +1,13 @@
 """`tenvoice doctor` as an operator runs it: its own process, the environment it is given,
 one line per check and an exit status that says whether any failed."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import databases
-from tests.cli import Run, run
+from tests.cli import COMMAND, Run, environment
 from tests.conftest import ADMIN_KEY, SECRETS_KEY, WEBHOOK_SECRET
 
 METRICS_TOKEN = "metrics-token-" + "m" * 30
@@ -21,6 +22,19 @@ SECRETS = {
 }
 
 
+def tenvoice(command: str, **settings: str) -> Run:
+    """`tenvoice <command>` with only these TENVOICE_ settings."""
+    done = subprocess.run(  # noqa: S603 (our own console script)
+        [*COMMAND, command],
+        env=environment(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
 def check(done: Run, name: str) -> str:
     """The check's line: its level and reason."""
     for line in done.stdout.splitlines():
@@ -32,7 +46,7 @@ def check(done: Run, name: str) -> str:
 
 def migrated_sqlite(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'tenvoice.db'}"
-    assert run("migrate", database_url=url, **SECRETS).code == 0
+    assert tenvoice("migrate", database_url=url, **SECRETS).code == 0
     return url
 
 
@@ -43,7 +57,7 @@ def test_a_migrated_embedded_set_up_is_healthy_and_its_secrets_stay_hidden(
     # A password in a URL is as secret as a key.
     redis_url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0"
 
-    done = run("doctor", database_url=url, redis_url=redis_url, **SECRETS)
+    done = tenvoice("doctor", database_url=url, redis_url=redis_url, **SECRETS)
 
     assert done.code == 0, done.stdout + done.stderr
     for secret in (*SECRETS.values(), REDIS_PASSWORD):
@@ -58,7 +72,7 @@ def test_a_migrated_embedded_set_up_is_healthy_and_its_secrets_stay_hidden(
 
 
 def test_an_unmigrated_database_fails(tmp_path: Path) -> None:
-    done = run("doctor", database_url=f"sqlite:///{tmp_path / 'new.db'}", **SECRETS)
+    done = tenvoice("doctor", database_url=f"sqlite:///{tmp_path / 'new.db'}", **SECRETS)
 
     assert done.code == 1
     assert check(done, "migrations") == "fail not migrated; run `tenvoice migrate`"
@@ -69,7 +83,7 @@ def test_an_unmigrated_database_fails(tmp_path: Path) -> None:
 def test_a_database_that_does_not_answer_fails_with_the_reason() -> None:
     url = f"postgresql://tenvoice:{DB_PASSWORD}@127.0.0.1:1/tenvoice"
 
-    done = run("doctor", database_url=url, redis_url=REACHABLE_REDIS, **SECRETS)
+    done = tenvoice("doctor", database_url=url, redis_url=REACHABLE_REDIS, **SECRETS)
 
     assert done.code == 1
     line = check(done, "database")
@@ -81,7 +95,7 @@ def test_a_database_that_does_not_answer_fails_with_the_reason() -> None:
 def test_a_redis_that_does_not_answer_fails(tmp_path: Path) -> None:
     url = migrated_sqlite(tmp_path)
 
-    done = run("doctor", database_url=url, redis_url="redis://127.0.0.1:1/0", **SECRETS)
+    done = tenvoice("doctor", database_url=url, redis_url="redis://127.0.0.1:1/0", **SECRETS)
 
     assert done.code == 1
     assert check(done, "redis") == ("fail 127.0.0.1:1 does not answer PING (connection refused)")
@@ -91,7 +105,7 @@ def test_without_a_metrics_token_the_open_endpoint_is_a_warning(tmp_path: Path) 
     url = migrated_sqlite(tmp_path)
     secrets = {k: v for k, v in SECRETS.items() if k != "metrics_token"}
 
-    done = run("doctor", database_url=url, **secrets)
+    done = tenvoice("doctor", database_url=url, **secrets)
 
     assert done.code == 0
     assert check(done, "metrics").startswith("warn /metrics is open")
@@ -101,7 +115,7 @@ def test_without_a_metrics_token_the_open_endpoint_is_a_warning(tmp_path: Path) 
 def test_postgresql_as_the_service_role_rls_binds(postgres: tuple[str, str]) -> None:
     _, service = postgres
 
-    done = run("doctor", database_url=service, **SECRETS)
+    done = tenvoice("doctor", database_url=service, **SECRETS)
 
     assert done.code == 0, done.stdout
     assert check(done, "database").startswith("ok PostgreSQL ")
@@ -112,7 +126,7 @@ def test_postgresql_as_the_service_role_rls_binds(postgres: tuple[str, str]) -> 
 
 @pytest.mark.usefixtures("postgres")
 def test_postgresql_as_a_superuser_is_a_warning() -> None:
-    done = run("doctor", database_url=databases.superuser_url(), **SECRETS)
+    done = tenvoice("doctor", database_url=databases.superuser_url(), **SECRETS)
 
     assert done.code == 0, done.stdout
     line = check(done, "role")

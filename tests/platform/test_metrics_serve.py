@@ -26,7 +26,8 @@ def healthz_by_pid(directory: Path) -> Counter[int]:
     served: Counter[int] = Counter()
     for file in directory.glob("counter_*.db"):
         pid = int(file.stem.rpartition("_")[2])
-        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(file)):
+        values = MmapedDict.read_all_values_from_file(str(file))  # type: ignore[no-untyped-call]
+        for key, value, _, _ in values:
             _, sample, labels, _ = json.loads(key)
             if sample == "tenvoice_http_requests_total" and labels == HEALTHZ:
                 served[pid] += int(value)
@@ -101,7 +102,7 @@ async def _until_both_processes_served(base: str, directory: Path) -> int:
         sent += 6
         # A request is counted just after its answer is sent: give the last ones a moment.
         served = await eventually(partial(_counted, directory, sent), timeout=10)
-        if len(served) == 2:
+        if served is not None and len(served) == 2:
             return sent
     raise AssertionError(f"one process answered all {sent} requests: {served}")
 
