@@ -64,15 +64,14 @@ def _use_files() -> None:
         return  # not imported yet: it will read the variable when it is
     from prometheus_client import REGISTRY
 
+    collectors = REGISTRY._names_to_collectors.values()  # no public listing of them
     early = sorted(
-        name
-        for name in REGISTRY._names_to_collectors  # no public listing of the names
-        if name.startswith("tenvoice_")
+        {name for c in collectors if (name := getattr(c, "_name", "")).startswith("tenvoice_")}
     )
     if early:
         raise MetricsSetupError(
             f"metrics created before {ENV} was set would count in one process only: "
-            f"{', '.join(early[:5])}; import them after metrics_process.serve_directory()"
+            f"{', '.join(early[:3])}...; import them after metrics_process.serve_directory()"
         )
     values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
 
