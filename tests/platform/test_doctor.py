@@ -9,6 +9,7 @@ import pytest
 from tests import databases
 from tests.cli import COMMAND, Run, environment
 from tests.conftest import ADMIN_KEY, SECRETS_KEY, WEBHOOK_SECRET
+from tests.live import free_socket
 
 METRICS_TOKEN = "metrics-token-" + "m" * 30
 REDIS_PASSWORD = "redis-pw-" + "r" * 20
@@ -22,11 +23,14 @@ SECRETS = {
 }
 
 
-def tenvoice(command: str, **settings: str) -> Run:
-    """`tenvoice <command>` with only these TENVOICE_ settings."""
+def tenvoice(command: str, otlp: str | None = None, **settings: str) -> Run:
+    """`tenvoice <command>` with only these TENVOICE_ settings (and an OTLP endpoint)."""
+    env = {k: v for k, v in environment(**settings).items() if not k.startswith("OTEL_")}
+    if otlp is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
     done = subprocess.run(  # noqa: S603 (our own console script)
         [*COMMAND, command],
-        env=environment(**settings),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -99,6 +103,20 @@ def test_a_redis_that_does_not_answer_fails(tmp_path: Path) -> None:
 
     assert done.code == 1
     assert check(done, "redis") == ("fail 127.0.0.1:1 does not answer PING (connection refused)")
+
+
+def test_the_otlp_endpoint_is_checked_when_set(tmp_path: Path) -> None:
+    url = migrated_sqlite(tmp_path)
+    with free_socket() as collector:
+        collector.listen()
+        port = collector.getsockname()[1]
+        listening = tenvoice("doctor", otlp=f"http://127.0.0.1:{port}", database_url=url, **SECRETS)
+    refused = tenvoice("doctor", otlp=f"http://127.0.0.1:{port}", database_url=url, **SECRETS)
+
+    assert listening.code == 0
+    assert check(listening, "otlp").startswith(f"ok 127.0.0.1:{port}")
+    assert refused.code == 1
+    assert check(refused, "otlp").endswith("does not accept connections (connection refused)")
 
 
 def test_without_a_metrics_token_the_open_endpoint_is_a_warning(tmp_path: Path) -> None:

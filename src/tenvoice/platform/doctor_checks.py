@@ -157,7 +157,9 @@ def otlp(environ: Callable[[str], str | None] = os.environ.get) -> Check:
         with socket.create_connection((parts.hostname or "", port), timeout=TIMEOUT):
             pass
     except OSError as exc:
-        return Check(FAIL, "otlp", f"{where} ({OTLP_ENDPOINT}) refuses ({_reason(exc)})")
+        return Check(
+            FAIL, "otlp", f"{where} ({OTLP_ENDPOINT}) does not accept connections ({_reason(exc)})"
+        )
     return Check(OK, "otlp", f"{where} ({OTLP_ENDPOINT}) accepts connections")
 
 
