@@ -91,6 +91,42 @@ async def test_every_scrape_reports_the_requests_of_both_worker_processes(
     assert not list(temp.glob("tenvoice-metrics-*"))
 
 
+async def test_one_process_serve_removes_its_directory_when_stopped(tmp_path: Path) -> None:
+    with free_socket() as sock:
+        port = sock.getsockname()[1]
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TENVOICE_", "PROMETHEUS"))},
+        "TENVOICE_DATABASE_URL": f"sqlite:///{tmp_path / 'tenvoice.db'}",
+        "TMPDIR": str(temp),
+    }
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tenvoice.cli", "migrate", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await migrate.wait() == 0
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port), "--workers", "1",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            await until_ready(client)
+            scraped = await client.get("/metrics")
+        # The same code path as with more processes: a directory of files.
+        (directory,) = temp.glob("tenvoice-metrics-*")
+        assert list(directory.glob("counter_*.db"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        # uvicorn, serving in-process, re-raises the signal once it has shut down cleanly.
+        assert await asyncio.wait_for(server.wait(), 30) in (0, -signal.SIGTERM)
+
+    assert scraped.status_code == 200
+    assert healthz_total(scraped.text) == 0
+    assert not list(temp.glob("tenvoice-metrics-*"))
+
+
 async def _until_both_processes_served(base: str, directory: Path) -> int:
     """Send GET /healthz on fresh connections, a few at a time, until both processes have
     answered some (the kernel hands each new connection to either); how many were sent."""

@@ -14,10 +14,13 @@ is the view. This module imports no metric itself, so importing it changes nothi
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_GAUGE_PREFIX = "gauge_live"
@@ -49,12 +52,44 @@ def serve_directory() -> Iterator[Path]:
         return
     made = Path(tempfile.mkdtemp(prefix="tenvoice-metrics-"))
     os.environ[ENV] = str(made)
+    owner = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:  # never from a forked child: the directory is the run's
+            shutil.rmtree(made, ignore_errors=True)
+
+    previous = _remove_on_signal(remove)
     try:
         _use_files()
         yield made
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         os.environ.pop(ENV, None)
-        shutil.rmtree(made, ignore_errors=True)
+        remove()
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def _remove_on_signal(remove: Callable[[], None]) -> dict[signal.Signals, _Handler]:
+    """Remove the directory on SIGTERM or SIGINT, then let the signal do what it did.
+
+    uvicorn serving in-process (--workers 1) ends by raising the signal it caught again,
+    under the handler it found: with the default one the process would die there, before
+    any `finally` of ours. This handler is the one it finds.
+    """
+    previous: dict[signal.Signals, _Handler] = {}
+
+    def on_signal(sig: int, _frame: FrameType | None) -> None:
+        remove()
+        signal.signal(sig, previous[signal.Signals(sig)] or signal.SIG_DFL)
+        signal.raise_signal(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, on_signal)
+    return previous
 
 
 def _use_files() -> None:
