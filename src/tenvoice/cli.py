@@ -1,4 +1,4 @@
-"""`tenvoice migrate | serve | worker | jobs`: what automation and the README rely on."""
+"""`tenvoice migrate | serve | worker | jobs | doctor`: what automation and the README rely on."""
 
 import argparse
 import asyncio
@@ -18,7 +18,7 @@ from tenvoice.config import (
     get_settings,
     require_secrets_key,
 )
-from tenvoice.platform import logs, preflight
+from tenvoice.platform import logs, metrics_process, preflight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run the outbox worker on its own")
     jobs = sub.add_parser("jobs", help="outbox jobs by status, and the dead ones")
     jobs.add_argument("--retry", metavar="JOB_ID", help="send a dead job back to the queue")
+    sub.add_parser("doctor", help="configuration (secrets masked) and what the service reaches")
     args = parser.parse_args(argv)
     problem: Exception
     try:
@@ -61,7 +62,14 @@ def _run(args: argparse.Namespace, log_config: dict[str, Any]) -> int:
 
         preflight.database_ready(get_settings().database_url)
         return asyncio.run(report(get_settings(), args.retry, STORED_COUNTS))
-    return _serve(args.host, args.port, args.workers, log_config)
+    if args.command == "doctor":
+        from tenvoice.platform import doctor
+
+        return doctor.run(get_settings())
+    # Before anything imports a metric: every process of the run then counts into files
+    # that /metrics adds up (platform/metrics_process.py).
+    with metrics_process.serve_directory():
+        return _serve(args.host, args.port, args.workers, log_config)
 
 
 def _migrate() -> int:
@@ -134,6 +142,13 @@ async def _worker() -> int:
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     tracing.instrument_engines(db.write_engine, db.read_engine)
     worker = Worker(db, settings, JOB_HANDLERS, EVENT_HANDLERS)
+    exporter = None
+    if settings.metrics_port is not None:
+        from tenvoice.platform import metrics_exporter
+
+        exporter = metrics_exporter.start(
+            settings.metrics_host, settings.metrics_port, settings.metrics_token
+        )
     # As for the API (main.create_served_app): long-lived objects out of the collector's view.
     gc.collect()
     gc.freeze()
@@ -147,6 +162,8 @@ async def _worker() -> int:
         await worker.close()
         await db.dispose()
         tracing.shutdown()
+        if exporter is not None:
+            exporter.shutdown()
     return 0
 
 

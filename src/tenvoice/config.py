@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Set, /metrics answers only `Authorization: Bearer <token>`.
     metrics_token: str | None = None
+    # Set, `tenvoice worker` serves its own /metrics there (the API's /metrics has `serve`'s).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("rate_limit", "tenant_rate_limit", "hosted_rate_limit", "webhook_rate_limit")
     @classmethod

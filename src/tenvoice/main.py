@@ -28,7 +28,9 @@ from tenvoice.platform.errors import DatabaseNotMigrated, DatabaseUnreachable
 from tenvoice.platform.http import BodyGuardMiddleware, RequestIdMiddleware, install_error_handlers
 from tenvoice.platform.idempotency import UNKEYED_PREFIX, IdempotencyMiddleware
 from tenvoice.platform.messages import EventHandlers
-from tenvoice.platform.metrics import MetricsMiddleware, metrics_route
+from tenvoice.platform.metrics_endpoint import metrics_route, watch_pools
+from tenvoice.platform.metrics_http import MetricsMiddleware
+from tenvoice.platform.metrics_process import forget_this_process
 from tenvoice.platform.migrate import schema_is_behind
 from tenvoice.platform.ratelimit import UNLIMITED as RATE_UNLIMITED
 from tenvoice.platform.ratelimit import Budgets, RateLimitMiddleware
@@ -67,6 +69,7 @@ def create_app(
         owned = db is None
         app.state.db = db or Database(settings.database_url, pool_size=settings.database_pool_size)
         tracing.instrument_engines(app.state.db.write_engine, app.state.db.read_engine)
+        watch_pools(app.state.db)
         app.state.api_keys = ApiKeyCache()
         await app.state.api_keys.start(app.state.db.url)
         worker = None
@@ -86,6 +89,8 @@ def create_app(
                 await app.state.db.dispose()
             await rate_limit_counters.close()
             tracing.shutdown()
+            # Its connections in use no longer count; its counters stay in the sum.
+            forget_this_process()
 
     app = FastAPI(
         title="tenvoice",
@@ -235,4 +240,6 @@ def _operations(app: FastAPI) -> None:
             )
         return {"status": "ready"}
 
-    app.add_api_route("/metrics", metrics_route(STORED_COUNTS), include_in_schema=False)
+    app.add_api_route(
+        "/metrics", metrics_route(STORED_COUNTS, list(JOB_HANDLERS)), include_in_schema=False
+    )

@@ -32,17 +32,24 @@ from tests.webhooks.receivers import Received, Receiver, Reply, serving, verifie
 
 # For tests that look at the state after one attempt: no retry comes due meanwhile.
 NO_RETRY_SOON = (60.0,) * 7
+RESPONSE_CLASSES = ("2xx", "3xx", "4xx", "5xx", "none")
 
 
-def attempts_counted(outcome: str) -> float:
-    value = REGISTRY.get_sample_value("tenvoice_webhook_attempts_total", {"outcome": outcome})
-    return value or 0.0
+def attempts_counted(outcome: str, responses: tuple[str, ...] = RESPONSE_CLASSES) -> float:
+    return sum(
+        REGISTRY.get_sample_value(
+            "tenvoice_webhook_attempts_total", {"outcome": outcome, "response": response}
+        )
+        or 0.0
+        for response in responses
+    )
 
 
 async def test_a_delivery_that_keeps_failing_is_tried_8_times_on_the_schedule_then_failed(
     db: Database, settings: Settings, tenant_a: TenantHandle
 ) -> None:
     before = {outcome: attempts_counted(outcome) for outcome in ("retry", "failed")}
+    before_5xx = attempts_counted("retry", ("5xx",))
     async with serving(Receiver(lambda _: Reply(500, body=b"down"))) as receiver:
         endpoint = await add_endpoint(db, tenant_a.id, receiver.url())
         (event,) = await publish(db, tenant_a.id, [endpoint])
@@ -66,6 +73,8 @@ async def test_a_delivery_that_keeps_failing_is_tried_8_times_on_the_schedule_th
     assert {(t.response_status, t.response_body) for t in tries} == {(500, "down")}
     assert attempts_counted("retry") - before["retry"] == 7
     assert attempts_counted("failed") - before["failed"] == 1
+    # Every one of them answered 500.
+    assert attempts_counted("retry", ("5xx",)) - before_5xx == 7
     ep = await endpoint_row(db, endpoint)
     assert (ep.status, ep.failed_attempts) == ("enabled", 8)
     assert ep.failing_since == tries[0].at

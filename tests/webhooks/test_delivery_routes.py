@@ -222,7 +222,11 @@ async def test_operators_see_deliveries_and_endpoints_by_status(
         'tenvoice_webhook_endpoints{status="disabled"} 1.0',
     ):
         assert line in metrics.splitlines(), metrics
-    assert 'tenvoice_webhook_attempts_total{outcome="retry"}' in metrics
+    # By how each attempt ended and what the receiver answered: /busy's 500s are retried,
+    # /gone's 410 failed the delivery for good.
+    assert 'tenvoice_webhook_attempts_total{outcome="retry",response="5xx"}' in metrics
+    assert 'tenvoice_webhook_attempts_total{outcome="failed",response="4xx"}' in metrics
+    assert 'tenvoice_webhook_attempts_total{outcome="succeeded",response="2xx"}' in metrics
 
     # `tenvoice jobs` connects with no tenant, as the service role: the counts still span
     # every tenant (row-level security would show it none of their rows).

@@ -1,18 +1,24 @@
-"""Prometheus metrics: request counts and latency by route template, method and status;
-outbox jobs by outcome; and the counts by status that features keep in the database."""
+"""Prometheus series the platform keeps: requests by route template, idempotent replays,
+outbox jobs (outcomes, run time, latency, what the table holds), connection pools in use;
+and the counts by status that features keep in the database (StoredCounts).
 
-import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+Every series may live in several processes (`serve --workers N`): counters and histograms
+add up across them (platform/metrics_process.py sets prometheus-client's multiprocess mode
+up before this module is imported). Gauges say how: the pool in use is summed over the
+live processes; a count read from the database at scrape is the same whichever process
+read it, so the most recent reading is the one shown.
+
+Labels are low-cardinality by rule: route templates, job kinds, statuses, outcomes; never a
+tenant, an id, a path or a secret.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger("tenvoice.metrics")
+UNMATCHED = "unmatched"
 
 REQUESTS = Counter(
     "tenvoice_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -23,33 +29,46 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+REPLAYS = Counter(
+    "tenvoice_idempotent_replays_total",
+    "Requests answered with the stored answer of an earlier one (Idempotency-Key)",
+    ["route"],
+)
 
-
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            # The route template, not the path: ids would make every invoice its own series.
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
+JOBS = Counter(
+    "tenvoice_outbox_jobs_total",
+    "Outbox job attempts by outcome (done, retry, dead)",
+    ["kind", "outcome"],
+)
+JOB_RUN = Histogram(
+    "tenvoice_outbox_job_run_seconds",
+    "Time one attempt of an outbox job ran, by kind",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+JOB_LATENCY = Histogram(
+    "tenvoice_outbox_job_latency_seconds",
+    "Time from when the attempt that finished a job was due to the job being done, by kind",
+    ["kind"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
+)
+OUTBOX_STORED = Gauge(
+    "tenvoice_outbox_jobs_stored",
+    "Outbox jobs the database holds, by kind and status (pending, done, dead), all tenants",
+    ["kind", "status"],
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_OLDEST_DUE = Gauge(
+    "tenvoice_outbox_oldest_due_job_age_seconds",
+    "How long the longest-waiting due, unclaimed pending job has been due (0: none waits)",
+    multiprocess_mode="mostrecent",
+)
+POOL_IN_USE = Gauge(
+    "tenvoice_db_pool_connections_in_use",
+    "Database connections checked out of each pool (write, read), summed over processes",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
 
 
 # Series name -> status -> rows.
@@ -60,37 +79,9 @@ StatusCounts = dict[str, dict[str, int]]
 class StoredCounts:
     """Rows by status that the database holds, not any one process (a feature's deliveries,
     say), across tenants: read when /metrics is scraped and printed by `tenvoice jobs`.
-    Features declare theirs (tenvoice/handlers.py); the platform names none."""
+    Features declare theirs (tenvoice/handlers.py); the platform names none. Their gauges
+    take `multiprocess_mode="mostrecent"`: any process's reading is the database's."""
 
     read: Callable[[AsyncConnection], Awaitable[StatusCounts]]
     # Series name -> the gauge it sets, labelled by status.
     gauges: Mapping[str, Gauge]
-
-
-def metrics_route(stored: Sequence[StoredCounts]) -> Callable[[Request], Awaitable[Response]]:
-    async def metrics_response(request: Request) -> Response:
-        for counts in stored:
-            await _refresh(request, counts)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return metrics_response
-
-
-JOBS = Counter(
-    "tenvoice_outbox_jobs_total",
-    "Outbox job attempts by outcome (done, retry, dead)",
-    ["kind", "outcome"],
-)
-
-
-async def _refresh(request: Request, stored: StoredCounts) -> None:
-    try:
-        async with request.app.state.db.lookup() as connection:
-            counts = await stored.read(connection)
-    except Exception as exc:
-        # The other metrics are worth serving without these.
-        log.warning("%s unavailable: %s", " and ".join(stored.gauges), type(exc).__name__)
-        return
-    for series, by_status in counts.items():
-        for status, count in by_status.items():
-            stored.gauges[series].labels(status).set(count)

@@ -8,7 +8,7 @@ and is never lost for one that committed. Job handlers must tolerate running twi
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -83,6 +83,8 @@ class Job:
     attempt: int
     # The trace of the transaction that queued it (W3C headers); None untraced.
     trace_context: dict[str, str] | None = None
+    # When this attempt was due (the job's run_after before the claim); for its latency.
+    due_at: datetime | None = field(default=None, compare=False)
 
 
 JobHandler = Callable[[Job, "JobContext"], Awaitable[None]]

@@ -13,10 +13,11 @@ import contextvars
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import ColumnElement, and_, delete, func, select, tuple_, update
@@ -27,7 +28,7 @@ from tenvoice.platform import idempotency, logs, tracing
 from tenvoice.platform.db import Database, utcnow
 from tenvoice.platform.host_pools import HostPools
 from tenvoice.platform.messages import EventHandlers
-from tenvoice.platform.metrics import JOBS
+from tenvoice.platform.metrics import JOB_LATENCY, JOB_RUN, JOBS
 from tenvoice.platform.outage import Outage
 from tenvoice.platform.outbox import Job, JobHandlers, JobStatus, OutboxJob
 from tenvoice.platform.tenancy import Actor, RequestContext
@@ -165,29 +166,40 @@ class Worker:
         # dispatch). What is left is this worker's again at its next poll.
         counted = select(J.id).where(*is_due).limit(2 * limit).subquery()
         share = select((func.count() + 1) // 2).select_from(counted).scalar_subquery()
-        due = select(J.id).where(*is_due).order_by(J.run_after).limit(share)
+        due = select(J.id, J.run_after).where(*is_due).order_by(J.run_after).limit(share)
+        claim = update(J).values(
+            run_after=now + self.lease, attempts=J.attempts + 1, updated_at=now
+        )
+        claimed = (J.id, J.tenant_id, J.kind, J.payload, J.attempts, J.trace_context)
+        rows: Sequence[tuple[Any, ...]]
         if self.db.dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            # Joined rather than `IN`, so that RETURNING can give each job's due time (for
+            # its latency) from before the claim moved it: still one statement.
+            locked = due.with_for_update(skip_locked=True).subquery()
+            async with self.db.autocommit() as connection:
+                await self._bury_lost(connection, now)
+                rows = (
+                    await connection.execute(
+                        claim.where(J.id == locked.c.id).returning(*claimed, locked.c.run_after)
+                    )
+                ).all()
         else:
             # An idle poll must not take SQLite's one write lock from the API's writers:
             # look first (WAL readers take no lock), claim only when something is due.
             async with self.db.lookup() as connection:
-                idle = await connection.scalar(due.limit(1)) is None
+                idle = await connection.scalar(due.with_only_columns(J.id).limit(1)) is None
                 if idle and not await self._lost(connection, now):
                     return []
-        statement = (
-            update(J)
-            .where(J.id.in_(due.scalar_subquery()))
-            .values(run_after=now + self.lease, attempts=J.attempts + 1, updated_at=now)
-            .returning(J.id, J.tenant_id, J.kind, J.payload, J.attempts, J.trace_context)
-        )
-        async with self.db.autocommit() as connection:
-            await self._bury_lost(connection, now)
-            rows = (await connection.execute(statement)).all()
-        return [
-            Job(row.id, row.tenant_id, row.kind, row.payload, row.attempts, row.trace_context)
-            for row in rows
-        ]
+            async with self.db.autocommit() as connection:
+                await self._bury_lost(connection, now)
+                # SQLite's RETURNING sees only the updated row: the due times are read
+                # first, in the same write transaction.
+                due_at = {row.id: row.run_after for row in await connection.execute(due)}
+                updated = await connection.execute(
+                    claim.where(J.id.in_(list(due_at))).returning(*claimed)
+                )
+                rows = [(*row, due_at[row.id]) for row in updated]
+        return [Job(*row) for row in rows]
 
     def _lost_on_last_attempt(self, now: datetime) -> ColumnElement[bool]:
         # A worker that dies never reports its failure, so a job that kills its worker every
@@ -235,7 +247,10 @@ class Worker:
                 raise UnknownJobKind(f"no handler for job kind {job.kind!r}")
             # A job still running when its lease ends would be run again by another worker
             # while this one goes on; it is cut off instead and retried.
-            with tracing.job_span(job.kind, job.id, job.attempt, job.tenant_id, job.trace_context):
+            with (
+                tracing.job_span(job.kind, job.id, job.attempt, job.tenant_id, job.trace_context),
+                JOB_RUN.labels(job.kind).time(),
+            ):
                 await asyncio.wait_for(handler(job, self.context), self.lease.total_seconds())
         except Exception as exc:
             await self._failed(job, exc)
@@ -247,6 +262,9 @@ class Worker:
         # which job handlers allow for (at least once).
         if await self._completions.record(job):
             JOBS.labels(job.kind, "done").inc()
+            if job.due_at is not None:
+                waited = (utcnow() - job.due_at).total_seconds()
+                JOB_LATENCY.labels(job.kind).observe(max(waited, 0.0))
 
     async def _failed(self, job: Job, error: Exception) -> None:
         now = utcnow()

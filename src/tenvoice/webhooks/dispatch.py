@@ -38,7 +38,7 @@ from tenvoice.platform.outbox import Job, JobStatus, OutboxJob
 from tenvoice.platform.uow import UnitOfWork
 from tenvoice.platform.worker import JobContext
 from tenvoice.webhooks import fanout, retry_policy, sender
-from tenvoice.webhooks.metrics import ATTEMPTS
+from tenvoice.webhooks.metrics import ATTEMPTS, response_class
 from tenvoice.webhooks.models import (
     DeliveryStatus,
     EndpointStatus,
@@ -54,6 +54,8 @@ D = WebhookDelivery
 E = WebhookEndpoint
 R = TypeVar("R")
 A = TypeVar("A")
+# How an attempt ended (succeeded, retry, failed) and the status it was answered with.
+Verdict = tuple[str, int | None]
 
 # First attempts read (and recorded) per transaction.
 BATCH = 100
@@ -176,8 +178,8 @@ class Dispatcher:
                 sent += _finished(in_flight)
                 recording = Recording(sent, read_next=not stopping, in_flight=frozenset(in_flight))
                 batch, verdicts = await self._transaction(self._record, recording)
-                for verdict in verdicts:  # counted once written
-                    ATTEMPTS.labels(verdict).inc()
+                for verdict, status in verdicts:  # counted once written
+                    ATTEMPTS.labels(verdict, response_class(status)).inc()
                 if batch.released:
                     return
         finally:
@@ -284,7 +286,7 @@ class Dispatcher:
             .execution_options(**_NO_SYNC)
         )
 
-    async def _record(self, uow: UnitOfWork, recording: Recording) -> tuple[Batch, list[str]]:
+    async def _record(self, uow: UnitOfWork, recording: Recording) -> tuple[Batch, list[Verdict]]:
         now = utcnow()
         renewed = await uow.session.execute(
             update(E)
@@ -310,12 +312,12 @@ class Dispatcher:
 
     async def _apply(
         self, uow: UnitOfWork, endpoint: WebhookEndpoint, sent: list[Sent]
-    ) -> list[str]:
+    ) -> list[Verdict]:
         if not sent:
             return []
         ids = [each.delivery.id for each in sent]
         deliveries = {d.id: d for d in await uow.session.scalars(select(D).where(D.id.in_(ids)))}
-        verdicts = []
+        verdicts: list[Verdict] = []
         for each in sorted(sent, key=lambda s: s.outcome.at):
             delivery = deliveries.get(each.delivery.id)
             if delivery is None:
@@ -336,7 +338,7 @@ class Dispatcher:
             if verdict.disable_reason is not None and endpoint.enabled:
                 log.warning("endpoint %s disabled: %s", endpoint.id, verdict.disable_reason)
                 endpoint.disable(verdict.disable_reason, outcome.at)
-            verdicts.append(verdict.outcome)
+            verdicts.append((verdict.outcome, outcome.status))
         await uow.session.flush()
         return verdicts
 
