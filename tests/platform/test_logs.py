@@ -130,8 +130,18 @@ async def test_every_request_is_one_access_line_naming_its_route_template(
         client.get("/no/such/route/x-secret-path"),
         client.delete("/api/tenants", headers=admin),
         client.get("/api/invoices", headers={"Authorization": "Bearer tv_sk_not-a-key"}),
+        # The second is answered by the idempotency layer, before any route runs.
+        *[
+            client.post(
+                "/api/customers",
+                json={"name": "Replayed", "email": "replayed@example.com"},
+                headers={**tenant_a.headers, "Idempotency-Key": "access-line-replay"},
+            )
+            for _ in range(2)
+        ],
     ]
     responses = [await request for request in requests]
+    assert responses[-1].headers["idempotent-replayed"] == "true"
 
     access = lines.access()
     assert len(access) == len(requests)
@@ -147,6 +157,8 @@ async def test_every_request_is_one_access_line_naming_its_route_template(
         ("GET", None),
         ("DELETE", "/api/tenants"),
         ("GET", "/api/invoices"),
+        ("POST", "/api/customers"),
+        ("POST", "/api/customers"),
     ]
     # A tenant's requests say whose; the public page, before any credential, does not.
     assert [line.get("tenant_id") for line in access[:4]] == [None, None, tenant_a.id, tenant_a.id]

@@ -11,6 +11,8 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenvoice.platform import logs
+from tenvoice.platform.metrics import UNMATCHED
+from tenvoice.platform.metrics_http import TEMPLATE_SCOPE_KEY
 
 access = logging.getLogger("tenvoice.access")
 
@@ -45,11 +47,13 @@ class AccessLogMiddleware:
 
 def _line(scope: Scope, status: int, started: float) -> dict[str, object]:
     client = scope.get("client")
+    # The metrics layer (inside this one) names every request's template, those answered
+    # before routing (replays, 413, 415, 429) included; a path no route knows has none, and
+    # its raw form is not logged either.
+    template = scope.get(TEMPLATE_SCOPE_KEY) or getattr(scope.get("route"), "path", None)
     return {
         "method": scope["method"],
-        # Set by the router once a route matched (or matched all but the method); absent for
-        # a path no route knows, whose raw form is not logged either.
-        "route": getattr(scope.get("route"), "path", None),
+        "route": None if template == UNMATCHED else template,
         "status": status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         "client": client[0] if client else None,

@@ -17,6 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenvoice.platform.metrics import LATENCY, REPLAYS, REQUESTS, UNMATCHED
 
 _REPLAYED = (b"idempotent-replayed", b"true")
+# Where the template is left for the layers outside this one (the access line), so that a
+# request answered before routing is named there too, without matching it twice.
+TEMPLATE_SCOPE_KEY = "tenvoice.route_template"
 # Distinct (method, path shape) pairs remembered; past it, a lookup is simply not kept.
 _CACHE_LIMIT = 4096
 
@@ -86,7 +89,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, observe)
         finally:
-            template = self._template(scope)
+            template = scope[TEMPLATE_SCOPE_KEY] = self._template(scope)
             REQUESTS.labels(scope["method"], template, str(status)).inc()
             LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
             if replayed:
