@@ -200,11 +200,11 @@ class Noise(logging.Filter):
 
 
 def chosen_format(setting: Format | None) -> Format:
-    """JSON unless a person is watching: console only when stdout and stderr (where the
-    lines go) are both terminals, so a redirected stream never gets the readable format."""
+    """JSON unless a person is watching, judged by stdout as API.md has it (a service
+    manager or a pipe takes stdout too): console when stdout is a terminal."""
     if setting is not None:
         return setting
-    return "console" if sys.stdout.isatty() and sys.stderr.isatty() else "json"
+    return "console" if sys.stdout.isatty() else "json"
 
 
 def log_config(fmt: Format, level: str) -> dict[str, Any]:
@@ -235,7 +235,13 @@ def log_config(fmt: Format, level: str) -> dict[str, Any]:
 
 
 def configure_structlog() -> None:
-    """structlog's own loggers, should any code use one, end in the same handlers."""
+    """structlog's own loggers, should any code use one, end in the same handlers; and the
+    standard library's records gather only what a line shows. Run in every process (each of
+    uvicorn's workers too)."""
+    # The calling source line, thread and process names are in no line: walking the stack
+    # for the caller was most of an access line's cost.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
