@@ -264,7 +264,7 @@ def test_the_console_format_is_readable_text() -> None:
     assert "tenvoice.test" in line
 
 
-def test_the_format_is_json_unless_both_streams_are_terminals(
+def test_the_format_is_json_unless_stdout_is_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def terminals(stdout: bool, stderr: bool) -> None:
@@ -277,7 +277,7 @@ def test_the_format_is_json_unless_both_streams_are_terminals(
     terminals(False, True)
     assert logs.chosen_format(None) == "json"
     terminals(True, False)
-    assert logs.chosen_format(None) == "json"
+    assert logs.chosen_format(None) == "console"
     terminals(False, False)
     assert logs.chosen_format("console") == "console"
 
