@@ -135,7 +135,7 @@ class Bench:
         what wrk can send, so the limiter does all its work (through Redis unless
         `shared_limits` is off) and refuses nothing: its cost is measured, not its refusals
         (W2b sends one key's requests only, W4 one address's). `traces_to`: an OTLP/HTTP
-        endpoint that every span is exported to; unset, tracing is off, as by default."""
+        endpoint that spans are exported to; unset, tracing is off, as by default."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TENVOICE_", "OTEL_"))}
         env |= {
             "TENVOICE_DATABASE_URL": database_url,

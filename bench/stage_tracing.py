@@ -1,4 +1,4 @@
-"""The tracing stage: W3 and W1 on the 10k database with every span exported over OTLP/HTTP
+"""The tracing stage: W3 and W1 on the 10k database with its spans exported over OTLP/HTTP
 to a local receiver (`bench.otlp_sink`), to set beside the same workloads untraced, measured
 on the same database in the same run (W3@10k, W1@10k). The receiver shares the two cores
 with the API, which a collector on its own host would not: the cost reported is an upper
@@ -39,7 +39,7 @@ async def stage_tracing(bench: Bench, results: Results, seeded: Seeded) -> None:
                 bench,
                 results,
                 service,
-                Measured("W3" + TRACED, "W3 with every span exported", seeded.label, 16),
+                Measured("W3" + TRACED, "W3 with its spans exported", seeded.label, 16),
                 "w3_get.lua",
                 fixed(wl.get_invoices(tenants)),
             )
@@ -50,7 +50,7 @@ async def stage_tracing(bench: Bench, results: Results, seeded: Seeded) -> None:
                 tenants,
                 "W1" + TRACED,
                 seeded.label,
-                title="W1 with every span exported",
+                title="W1 with its spans exported",
             )
         finally:
             # Stopped first: its last batch of spans is exported at shutdown.
