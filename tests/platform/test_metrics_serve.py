@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from asyncio.subprocess import Process
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -42,9 +43,9 @@ def healthz_total(exposition: str) -> float:
     return 0.0
 
 
-async def test_every_scrape_reports_the_requests_of_both_worker_processes(
-    tmp_path: Path,
-) -> None:
+async def _serve(tmp_path: Path, workers: int, **settings: str) -> tuple[Process, Path, str]:
+    """A migrated SQLite file served by `tenvoice serve --workers N` on a free port; its
+    process, the temporary directory its metrics directory is made in, and its address."""
     with free_socket() as sock:
         port = sock.getsockname()[1]
     temp = tmp_path / "tmp"
@@ -52,7 +53,7 @@ async def test_every_scrape_reports_the_requests_of_both_worker_processes(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TENVOICE_", "PROMETHEUS"))},
         "TENVOICE_DATABASE_URL": f"sqlite:///{tmp_path / 'tenvoice.db'}",
-        "TENVOICE_METRICS_TOKEN": TOKEN,
+        **{f"TENVOICE_{name.upper()}": value for name, value in settings.items()},
         # The run's private metrics directory is made here, where the test can look.
         "TMPDIR": str(temp),
     }
@@ -62,10 +63,17 @@ async def test_every_scrape_reports_the_requests_of_both_worker_processes(
     )  # fmt: skip
     assert await migrate.wait() == 0
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port), "--workers", "2",
+        sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port),
+        "--workers", str(workers),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    return server, temp, f"http://127.0.0.1:{port}"
+
+
+async def test_every_scrape_reports_the_requests_of_both_worker_processes(
+    tmp_path: Path,
+) -> None:
+    server, temp, base = await _serve(tmp_path, 2, metrics_token=TOKEN)
     try:
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             await until_ready(client)
@@ -92,26 +100,9 @@ async def test_every_scrape_reports_the_requests_of_both_worker_processes(
 
 
 async def test_one_process_serve_removes_its_directory_when_stopped(tmp_path: Path) -> None:
-    with free_socket() as sock:
-        port = sock.getsockname()[1]
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TENVOICE_", "PROMETHEUS"))},
-        "TENVOICE_DATABASE_URL": f"sqlite:///{tmp_path / 'tenvoice.db'}",
-        "TMPDIR": str(temp),
-    }
-    migrate = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tenvoice.cli", "migrate", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    assert await migrate.wait() == 0
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tenvoice.cli", "serve", "--port", str(port), "--workers", "1",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    server, temp, base = await _serve(tmp_path, 1)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             await until_ready(client)
             scraped = await client.get("/metrics")
         # The same code path as with more processes: a directory of files.
