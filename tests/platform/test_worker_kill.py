@@ -269,9 +269,13 @@ async def test_killed_worker_restarted_every_payment_still_completes(
         assert all(final[job_id].attempts >= 2 for job_id in stranded)
 
         # The delivery the first worker never saw answered was applied anyway (the proxy
-        # forwarded it); the second worker's redelivery of it was a duplicate.
+        # forwarded it); every redelivery of it was a duplicate. Usually there is one; on a
+        # loaded machine an attempt may outlast its 2 s lease and be run again, which at
+        # least once allows, and which must still apply nothing twice.
         first_answers = [ack for webhook, _, ack in proxy.answers if webhook == first_delivery]
-        assert first_answers == ["processed", "duplicate"], proxy.answers
+        assert first_answers[0] == "processed", proxy.answers
+        assert len(first_answers) >= 2, proxy.answers
+        assert set(first_answers[1:]) == {"duplicate"}, proxy.answers
 
         # Exactly once: one inbox row per webhook id, the job's, each applied.
         messages = await inbox(db)
